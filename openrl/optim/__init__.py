@@ -1,0 +1,27 @@
+"""Learned and handcrafted optimizers."""
+
+from openrl.optim.features import (
+    BatchProp,
+    Dormancy,
+    Feature,
+    FeatureInputs,
+    FeatureSet,
+    Gradient,
+    LayerProp,
+    Momentum,
+    ParamValue,
+    TrainingProp,
+)
+from openrl.optim.heads import MagnitudeHead, StochasticHead, UpdateHead
+from openrl.optim.layout import Context, LeafInfo, ParamLayout
+from openrl.optim.network import LARGE, SMALL, NetworkSize, PerParameterNetwork
+from openrl.optim.optimizer import AbstractOptimizer, LearnedState, OptaxOptimizer, Optimizer
+from openrl.optim.pretrained import from_vector, load_pretrained, save_pretrained, to_vector
+
+__all__ = [
+    "AbstractOptimizer", "BatchProp", "Context", "Dormancy", "Feature", "FeatureInputs", "FeatureSet",
+    "Gradient", "LARGE", "LayerProp", "LearnedState", "LeafInfo", "MagnitudeHead", "Momentum",
+    "NetworkSize", "OptaxOptimizer", "Optimizer", "ParamLayout", "ParamValue", "PerParameterNetwork",
+    "SMALL", "StochasticHead", "TrainingProp", "UpdateHead", "from_vector", "load_pretrained",
+    "save_pretrained", "to_vector",
+]

@@ -1,0 +1,213 @@
+"""Inputs of a learned optimizer, computed per parameter from gradients, state and context."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PyTree
+
+from openrl.optim.layout import Context, ParamLayout
+
+LOG_EPS = 1e-13
+NORM_EPS = 1e-5
+MOMENTUM_DECAYS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
+
+
+class FeatureInputs(eqx.Module):
+    """Everything a feature may read: flat gradient and parameters, layout and context."""
+
+    grad: Float[Array, " n"]
+    param: Float[Array, " n"]
+    ctx: Context
+    layout: ParamLayout = eqx.field(static=True)
+
+
+class Feature(eqx.Module):
+    """One group of optimizer inputs.
+
+    Subclasses declare `num_channels`, whether their channels take the per-tensor
+    second-moment normalisation (`normalise`), which `Context` fields they read
+    (`requires`) and whether they need the agent's layout (`needs_layout`).
+    """
+
+    normalise: eqx.AbstractClassVar[bool]
+    requires: ClassVar[tuple[str, ...]] = ()
+    needs_layout: ClassVar[bool] = False
+
+    @property
+    def num_channels(self) -> int:
+        """How many input columns the feature gives each parameter."""
+        raise NotImplementedError
+
+    def init(self, layout: ParamLayout) -> PyTree:
+        """The feature's state for a run over parameters described by `layout`."""
+        return None
+
+    def __call__(self, inputs: FeatureInputs, state: PyTree) -> tuple[Float[Array, "n c"], PyTree]:
+        raise NotImplementedError
+
+
+def _sign_log(x: Float[Array, "n k"]) -> Float[Array, "n 2k"]:
+    return jnp.concatenate([jnp.sign(x), jnp.log(jnp.abs(x) + LOG_EPS)], axis=-1)
+
+
+def _broadcast(value: Float[Array, ""], n: int) -> Float[Array, "n 1"]:
+    return jnp.broadcast_to(jnp.asarray(value, jnp.float32), (n, 1))
+
+
+class ParamValue(Feature):
+    """The parameter's current value."""
+
+    num_channels: ClassVar[int] = 1
+    normalise: ClassVar[bool] = True
+
+    def __call__(self, inputs, state):
+        return inputs.param[:, None], state
+
+
+class Gradient(Feature):
+    """sign(g) and log(|g| + 1e-13)."""
+
+    num_channels: ClassVar[int] = 2
+    normalise: ClassVar[bool] = True
+
+    def __call__(self, inputs, state):
+        return _sign_log(inputs.grad[:, None]), state
+
+
+class Momentum(Feature):
+    """Momentum m_b = b·m_b + (1 - b)·g at several timescales: all signs, then all logs."""
+
+    decays: tuple[float, ...] = eqx.field(static=True, default=MOMENTUM_DECAYS)
+    normalise: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if not self.decays or not all(0.0 <= b < 1.0 for b in self.decays):
+            raise ValueError(f"Momentum: decays must be a non-empty tuple in [0, 1), got {self.decays}")
+
+    @property
+    def num_channels(self) -> int:
+        return 2 * len(self.decays)
+
+    def init(self, layout):
+        return jnp.zeros((layout.num_params, len(self.decays)), jnp.float32)
+
+    def __call__(self, inputs, state):
+        decays = jnp.asarray(self.decays, jnp.float32)
+        momentum = decays * state + (1.0 - decays) * inputs.grad[:, None]
+        return _sign_log(momentum), momentum
+
+
+class TrainingProp(Feature):
+    """How far training is through its batches: iteration / (num_iterations - 1)."""
+
+    num_channels: ClassVar[int] = 1
+    normalise: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, ...]] = ("iteration", "num_iterations")
+
+    def __call__(self, inputs, state):
+        ctx = inputs.ctx
+        value = ctx.iteration / max(ctx.num_iterations - 1, 1)
+        return _broadcast(value, inputs.layout.num_params), state
+
+
+class BatchProp(Feature):
+    """How far the update is through its passes over one batch: epoch / (num_epochs - 1)."""
+
+    num_channels: ClassVar[int] = 1
+    normalise: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, ...]] = ("epoch", "num_epochs")
+
+    def __call__(self, inputs, state):
+        ctx = inputs.ctx
+        value = ctx.epoch / max(ctx.num_epochs - 1, 1)
+        return _broadcast(value, inputs.layout.num_params), state
+
+
+class LayerProp(Feature):
+    """The parameter's layer index / (layers - 1) within its network."""
+
+    num_channels: ClassVar[int] = 1
+    normalise: ClassVar[bool] = False
+    needs_layout: ClassVar[bool] = True
+
+    def __call__(self, inputs, state):
+        return jnp.asarray(inputs.layout.layer_proportion())[:, None], state
+
+
+def neuron_scores(activations: tuple[Float[Array, " width"], ...]) -> Float[Array, " neurons"]:
+    """Dormancy score s_i = a_i / mean(a) of every neuron, layer by layer (0 in an all-zero layer)."""
+    scores = []
+    for act in activations:
+        layer_mean = act.mean()
+        scores.append(jnp.where(layer_mean > 0, act / jnp.where(layer_mean > 0, layer_mean, 1.0), 0.0))
+    return jnp.concatenate(scores)
+
+
+class Dormancy(Feature):
+    """Dormancy score of the neuron downstream of the parameter (paper eq. 6)."""
+
+    num_channels: ClassVar[int] = 1
+    normalise: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, ...]] = ("activations",)
+    needs_layout: ClassVar[bool] = True
+
+    def __call__(self, inputs, state):
+        activations = inputs.ctx.activations
+        index = inputs.layout.neuron_index(tuple(a.shape[0] for a in activations))
+        return neuron_scores(activations)[index][:, None], state
+
+
+class FeatureSet(eqx.Module):
+    """Features stacked in the given order, normalised where they ask for it."""
+
+    features: tuple[Feature, ...]
+
+    def __init__(self, features: list[Feature] | tuple[Feature, ...]):
+        features = tuple(features)
+        if not features:
+            raise ValueError("features: expected at least one Feature, got an empty list")
+        for i, feature in enumerate(features):
+            if not isinstance(feature, Feature):
+                raise TypeError(f"features[{i}]: expected an openrl Feature instance, got {feature!r}")
+        names = [type(f).__name__ for f in features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"features: each feature may appear once, got duplicates {duplicates}")
+        self.features = features
+
+    @property
+    def num_channels(self) -> int:
+        return sum(f.num_channels for f in self.features)
+
+    @property
+    def needs_layout(self) -> bool:
+        return any(f.needs_layout for f in self.features)
+
+    def check_context(self, ctx: Context) -> None:
+        """Raise if `ctx` lacks a field some feature reads (at trace time, before compiling)."""
+        for feature in self.features:
+            missing = [name for name in feature.requires if getattr(ctx, name) is None]
+            if missing:
+                raise ValueError(
+                    f"ctx: {type(feature).__name__} needs Context fields {missing}, which are None; "
+                    f"pass e.g. `ctx=Context({', '.join(f'{m}=...' for m in missing)})`"
+                )
+
+    def init(self, layout: ParamLayout) -> tuple[Any, ...]:
+        if self.needs_layout:
+            layout.require_infos(", ".join(type(f).__name__ for f in self.features if f.needs_layout))
+        return tuple(f.init(layout) for f in self.features)
+
+    def __call__(self, inputs: FeatureInputs, states: tuple[Any, ...]) -> tuple[Float[Array, "n c"], tuple]:
+        columns, new_states = [], []
+        for feature, state in zip(self.features, states):
+            x, state = feature(inputs, state)
+            if feature.normalise:
+                x = x * jax.lax.rsqrt(NORM_EPS + inputs.layout.segment_means(x * x))
+            columns.append(x)
+            new_states.append(state)
+        return jnp.concatenate(columns, axis=-1), tuple(new_states)

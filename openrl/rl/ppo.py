@@ -1,0 +1,235 @@
+"""PPO as one pure, jittable function of a key: `train(config, optimizer, env, key)`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
+
+from openrl.optim.layout import Context
+from openrl.optim.optimizer import AbstractOptimizer
+from openrl.rl.agent import ACTIVATIONS, ActorCritic
+
+
+class PPOConfig(eqx.Module):
+    """PPO hyper-parameters: numbers are PyTree leaves (vmappable), sizes are static.
+
+    Presets: `PPOConfig.minatar()`, `PPOConfig.ant()`, `PPOConfig.gridworld()` (paper Table 3).
+    """
+
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    total_timesteps: int = eqx.field(static=True, default=1_000_000)
+    num_envs: int = eqx.field(static=True, default=64)
+    num_steps: int = eqx.field(static=True, default=128)
+    num_minibatches: int = eqx.field(static=True, default=8)
+    num_epochs: int = eqx.field(static=True, default=4)
+    width: int = eqx.field(static=True, default=64)
+    depth: int = eqx.field(static=True, default=2)
+    activation: str = eqx.field(static=True, default="relu")
+
+    def __check_init__(self):
+        for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "num_epochs", "width", "depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"PPOConfig.{name}: expected a positive int, got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"PPOConfig.activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"PPOConfig.num_minibatches: {self.num_minibatches} does not divide the batch "
+                f"num_envs x num_steps = {self.batch_size}"
+            )
+        if self.total_timesteps < self.batch_size:
+            raise ValueError(
+                f"PPOConfig.total_timesteps: {self.total_timesteps} is less than one batch "
+                f"(num_envs x num_steps = {self.batch_size})"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_iterations(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+    @classmethod
+    def minatar(cls, **overrides: Any) -> PPOConfig:
+        return cls(**{"total_timesteps": 10_000_000, **overrides})
+
+    @classmethod
+    def ant(cls, **overrides: Any) -> PPOConfig:
+        values = dict(total_timesteps=50_000_000, num_envs=2048, num_steps=10, num_minibatches=32,
+                      ent_coef=0.0, activation="tanh")
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def gridworld(cls, **overrides: Any) -> PPOConfig:
+        values = dict(total_timesteps=30_000_000, num_envs=1024, num_steps=20, num_minibatches=16,
+                      num_epochs=2, width=16, activation="tanh")
+        return cls(**{**values, **overrides})
+
+
+class Transition(NamedTuple):
+    obs: Array
+    action: Array
+    reward: Float[Array, " e"]
+    done: Bool[Array, " e"]
+    log_prob: Float[Array, " e"]
+    value: Float[Array, " e"]
+    episode_return: Float[Array, " e"]
+    episode_done: Bool[Array, " e"]
+
+
+class TrainResult(eqx.Module):
+    """Curves over PPO iterations and the final return (the meta-training fitness)."""
+
+    returns: Float[Array, " iterations"]
+    dormancy: Float[Array, " iterations"]
+    final_return: Float[Array, ""]
+    stats: dict[str, Float[Array, " iterations"]]
+
+
+class _RunState(NamedTuple):
+    params: PyTree
+    opt_state: PyTree
+    env_state: PyTree
+    obs: Array
+    last_return: Float[Array, ""]
+    key: PRNGKeyArray
+
+
+def make_agent(config: PPOConfig, env: Any, key: PRNGKeyArray) -> ActorCritic:
+    """The actor-critic sized for `env` and `config`."""
+    obs_size = math.prod(env.observation_shape)
+    action_size = env.action_space.n if env.is_discrete else math.prod(env.action_space.shape)
+    return ActorCritic(obs_size, action_size, discrete=env.is_discrete, width=config.width, depth=config.depth,
+                       activation=config.activation, key=key)
+
+
+def rollout(static: ActorCritic, env: Any, config: PPOConfig, run: _RunState) -> tuple[_RunState, Transition]:
+    """Collect `num_steps` transitions from every environment."""
+    agent = eqx.combine(run.params, static)
+
+    def step(carry, _):
+        env_state, obs, key = carry
+        key, action_key, step_key = jax.random.split(key, 3)
+        policy, value, _ = agent(obs)
+        action, log_prob = agent.sample(action_key, policy)
+        next_obs, env_state, reward, done, info = env.step(step_key, env_state, action)
+        transition = Transition(obs, action, reward, done, log_prob, value,
+                                info["returned_episode_returns"], info["returned_episode"])
+        return (env_state, next_obs, key), transition
+
+    (env_state, obs, key), batch = jax.lax.scan(step, (run.env_state, run.obs, run.key), length=config.num_steps)
+    return run._replace(env_state=env_state, obs=obs, key=key), batch
+
+
+def gae(config: PPOConfig, batch: Transition, last_value: Float[Array, " e"]):
+    """Generalised advantage estimates and value targets, `[steps, envs]` each."""
+
+    def backward(carry, t: Transition):
+        advantage, next_value = carry
+        not_done = 1.0 - t.done
+        delta = t.reward + config.gamma * next_value * not_done - t.value
+        advantage = delta + config.gamma * config.gae_lambda * not_done * advantage
+        return (advantage, t.value), advantage
+
+    _, advantages = jax.lax.scan(backward, (jnp.zeros_like(last_value), last_value), batch, reverse=True)
+    return advantages, advantages + batch.value
+
+
+def ppo_loss(params: PyTree, static: ActorCritic, config: PPOConfig, minibatch: Transition,
+             advantages: Float[Array, " b"], targets: Float[Array, " b"]):
+    """Clipped PPO loss; auxiliary output is the per-layer neuron activity of this forward pass."""
+    agent = eqx.combine(params, static)
+    policy, value, activity = agent(minibatch.obs)
+    value_clipped = minibatch.value + jnp.clip(value - minibatch.value, -config.clip_eps, config.clip_eps)
+    value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
+    ratio = jnp.exp(agent.log_prob(policy, minibatch.action) - minibatch.log_prob)
+    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    actor_loss = -jnp.minimum(
+        ratio * advantages, jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps) * advantages
+    ).mean()
+    entropy = agent.entropy(policy).mean()
+    loss = actor_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+    return loss, jax.lax.stop_gradient(activity)
+
+
+def dormant_fraction(activity: tuple[Float[Array, " w"], ...]) -> Float[Array, ""]:
+    """Fraction of hidden neurons that are τ=0 dormant (never active on the minibatch)."""
+    hidden = jnp.concatenate(activity)
+    return jnp.mean(hidden <= 0.0)
+
+
+def update_epochs(static: ActorCritic, config: PPOConfig, optimizer: AbstractOptimizer, iteration: Int[Array, ""],
+                  run: _RunState, batch: Transition, advantages, targets):
+    """`num_epochs` passes of minibatch updates over one batch."""
+    flat = lambda x: x.reshape((config.batch_size,) + x.shape[2:])  # noqa: E731
+    data = (jax.tree.map(flat, batch), flat(advantages), flat(targets))
+    hidden_layers = [i for i in range(2 * (config.depth + 1)) if i % (config.depth + 1) != config.depth]
+    clip = optax.clip_by_global_norm(config.max_grad_norm)
+
+    def minibatch_update(carry, minibatch):
+        params, opt_state, key, epoch = carry
+        key, opt_key = jax.random.split(key)
+        (_, activity), grads = jax.value_and_grad(ppo_loss, has_aux=True)(params, static, config, *minibatch)
+        grads, _ = clip.update(grads, optax.EmptyState())
+        ctx = Context(iteration=iteration, epoch=epoch, activations=activity,
+                      num_iterations=config.num_iterations, num_epochs=config.num_epochs)
+        updates, opt_state = optimizer.update(grads, opt_state, params, ctx=ctx, key=opt_key)
+        params = optax.apply_updates(params, updates)
+        dormant = dormant_fraction(tuple(activity[i] for i in hidden_layers))
+        return (params, opt_state, key, epoch), dormant
+
+    def epoch_update(carry, epoch):
+        params, opt_state, key = carry
+        key, perm_key = jax.random.split(key)
+        permutation = jax.random.permutation(perm_key, config.batch_size)
+        shuffled = jax.tree.map(
+            lambda x: x[permutation].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), data
+        )
+        (params, opt_state, key, _), dormant = jax.lax.scan(minibatch_update, (params, opt_state, key, epoch), shuffled)
+        return (params, opt_state, key), dormant
+
+    (params, opt_state, key), dormant = jax.lax.scan(
+        epoch_update, (run.params, run.opt_state, run.key), jnp.arange(config.num_epochs)
+    )
+    return run._replace(params=params, opt_state=opt_state, key=key), dormant[-1, -1]
+
+
+def train(config: PPOConfig, optimizer: AbstractOptimizer, env: Any, key: PRNGKeyArray) -> TrainResult:
+    """Train a fresh agent on `env` with `optimizer`; pure, so it jits and vmaps over keys and optimizers."""
+    agent_key, reset_key, run_key = jax.random.split(key, 3)
+    agent = make_agent(config, env, agent_key)
+    params, static = eqx.partition(agent, eqx.is_inexact_array)
+    obs, env_state = env.reset(reset_key)
+    run = _RunState(params, optimizer.init(params, agent.layout()), env_state, obs, jnp.zeros(()), run_key)
+
+    def iteration(run: _RunState, i: Int[Array, ""]):
+        run, batch = rollout(static, env, config, run)
+        _, last_value, _ = eqx.combine(run.params, static)(run.obs)
+        advantages, targets = gae(config, batch, last_value)
+        run, dormant = update_epochs(static, config, optimizer, i, run, batch, advantages, targets)
+        finished = batch.episode_done.sum()
+        mean_return = jnp.where(
+            finished > 0, (batch.episode_return * batch.episode_done).sum() / jnp.maximum(finished, 1), run.last_return
+        )
+        return run._replace(last_return=mean_return), (mean_return, dormant)
+
+    run, (returns, dormancy) = jax.lax.scan(iteration, run, jnp.arange(config.num_iterations))
+    return TrainResult(returns=returns, dormancy=dormancy, final_return=returns[-1], stats={})
