@@ -16,6 +16,7 @@ from openrl.optim.heads import MagnitudeHead, StochasticHead, UpdateHead
 from openrl.optim.layout import Context, LeafInfo, ParamLayout
 from openrl.optim.network import LARGE, SMALL, NetworkSize, PerParameterNetwork
 from openrl.optim.optimizer import AbstractOptimizer, LearnedState, OptaxOptimizer, Optimizer
+from openrl.optim import presets
 from openrl.optim.pretrained import from_vector, load_pretrained, save_pretrained, to_vector
 
 __all__ = [
@@ -23,5 +24,5 @@ __all__ = [
     "Gradient", "LARGE", "LayerProp", "LearnedState", "LeafInfo", "MagnitudeHead", "Momentum",
     "NetworkSize", "OptaxOptimizer", "Optimizer", "ParamLayout", "ParamValue", "PerParameterNetwork",
     "SMALL", "StochasticHead", "TrainingProp", "UpdateHead", "from_vector", "load_pretrained",
-    "save_pretrained", "to_vector",
+    "presets", "save_pretrained", "to_vector",
 ]

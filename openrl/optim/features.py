@@ -50,7 +50,7 @@ class Feature(eqx.Module):
         raise NotImplementedError
 
 
-def _sign_log(x: Float[Array, "n k"]) -> Float[Array, "n 2k"]:
+def _sign_log(x: Float[Array, "n k"]) -> Float[Array, "n 2*k"]:
     return jnp.concatenate([jnp.sign(x), jnp.log(jnp.abs(x) + LOG_EPS)], axis=-1)
 
 
@@ -96,7 +96,7 @@ class Momentum(Feature):
         return jnp.zeros((layout.num_params, len(self.decays)), jnp.float32)
 
     def __call__(self, inputs, state):
-        decays = jnp.asarray(self.decays, jnp.float32)
+        decays = jnp.asarray(self.decays, jnp.float32)[None, :]
         momentum = decays * state + (1.0 - decays) * inputs.grad[:, None]
         return _sign_log(momentum), momentum
 
@@ -138,7 +138,7 @@ class LayerProp(Feature):
         return jnp.asarray(inputs.layout.layer_proportion())[:, None], state
 
 
-def neuron_scores(activations: tuple[Float[Array, " width"], ...]) -> Float[Array, " neurons"]:
+def neuron_scores(activations: tuple[Float[Array, " _width"], ...]) -> Float[Array, " neurons"]:
     """Dormancy score s_i = a_i / mean(a) of every neuron, layer by layer (0 in an all-zero layer)."""
     scores = []
     for act in activations:

@@ -128,6 +128,6 @@ class Context(eqx.Module):
 
     iteration: Int[Array, ""] | None = None
     epoch: Int[Array, ""] | None = None
-    activations: tuple[Float[Array, " width"], ...] | None = None
+    activations: tuple[Float[Array, " _width"], ...] | None = None
     num_iterations: int | None = eqx.field(static=True, default=None)
     num_epochs: int | None = eqx.field(static=True, default=None)

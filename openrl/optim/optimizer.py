@@ -59,7 +59,8 @@ class Optimizer(AbstractOptimizer):
     """A learned optimizer composed of features, a per-parameter network and an update head.
 
     The network's input and output sizes are derived from `features` and `head`.
-    With `key=None` the meta-parameters start at zero, as the paper's ES does.
+    With `key=None` the meta-parameters start at zero, as the paper's ES does;
+    `network=` reuses an existing (e.g. trained) network instead, which must fit.
     """
 
     features: FeatureSet
@@ -75,18 +76,23 @@ class Optimizer(AbstractOptimizer):
         size: NetworkSize = SMALL,
         zero_mean: bool = True,
         key: PRNGKeyArray | None = None,
+        network: PerParameterNetwork | None = None,
     ):
         self.features = features if isinstance(features, FeatureSet) else FeatureSet(features)
         if not isinstance(head, UpdateHead):
             raise TypeError(f"head: expected an openrl UpdateHead instance, got {head!r}")
         self.head = head
-        self.network = PerParameterNetwork(self.features.num_channels, head.num_outputs, size, key=key)
+        self.network = (
+            PerParameterNetwork(self.features.num_channels, head.num_outputs, size, key=key)
+            if network is None
+            else network
+        )
         self.zero_mean = zero_mean
 
     def __check_init__(self):
         if self.network.in_size != self.features.num_channels:
             raise ValueError(
-                f"network: takes {self.network.in_size} inputs but the features give {self.features.num_channels}"
+                f"features: give {self.features.num_channels} inputs, the network takes {self.network.in_size}"
             )
         if self.network.out_size != self.head.num_outputs:
             raise ValueError(

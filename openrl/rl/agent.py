@@ -41,11 +41,11 @@ class MLP(eqx.Module):
         )
         self.activation = activation
 
-    def __call__(self, x: Float[Array, "b d"]) -> tuple[Float[Array, "b o"], tuple[Float[Array, " w"], ...]]:
+    def __call__(self, x: Float[Array, "b d"]) -> tuple[Float[Array, "b o"], tuple[Float[Array, " _width"], ...]]:
         """Outputs, and per layer (output layer included) the mean |activation| of each neuron."""
         activity = []
         for i, layer in enumerate(self.layers):
-            x = x @ layer.weight.T + layer.bias
+            x = x @ layer.weight.T + layer.bias[None, :]
             if i < len(self.layers) - 1:
                 x = ACTIVATIONS[self.activation](x)
             activity.append(jnp.abs(x).mean(axis=0))
@@ -87,7 +87,7 @@ class ActorCritic(eqx.Module):
 
     def __call__(
         self, obs: Float[Array, "b ..."]
-    ) -> tuple[Float[Array, "b a"], Float[Array, " b"], tuple[Float[Array, " w"], ...]]:
+    ) -> tuple[Float[Array, "b a"], Float[Array, " b"], tuple[Float[Array, " _width"], ...]]:
         """Policy outputs (logits or means), values, and per-layer neuron activity (actor, then critic)."""
         x = obs.reshape(obs.shape[0], -1)
         policy, actor_activity = self.actor(x)
@@ -114,15 +114,15 @@ class ActorCritic(eqx.Module):
         if self.discrete:
             action = jax.random.categorical(key, policy)
         else:
-            action = policy + jnp.exp(self.log_std) * jax.random.normal(key, policy.shape)
+            action = policy + jnp.exp(self.log_std)[None, :] * jax.random.normal(key, policy.shape)
         return action, self.log_prob(policy, action)
 
     def log_prob(self, policy: Float[Array, "b a"], action: Array) -> Float[Array, " b"]:
         if self.discrete:
             logp = jax.nn.log_softmax(policy)
             return jnp.take_along_axis(logp, action[:, None].astype(jnp.int32), axis=1)[:, 0]
-        z = (action - policy) * jnp.exp(-self.log_std)
-        return jnp.sum(-0.5 * z**2 - self.log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+        z = (action - policy) * jnp.exp(-self.log_std)[None, :]
+        return jnp.sum(-0.5 * z**2 - self.log_std[None, :] - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
 
     def entropy(self, policy: Float[Array, "b a"]) -> Float[Array, " b"]:
         if self.discrete:

@@ -170,7 +170,7 @@ def ppo_loss(params: PyTree, static: ActorCritic, config: PPOConfig, minibatch: 
     return loss, jax.lax.stop_gradient(activity)
 
 
-def dormant_fraction(activity: tuple[Float[Array, " w"], ...]) -> Float[Array, ""]:
+def dormant_fraction(activity: tuple[Float[Array, " _width"], ...]) -> Float[Array, ""]:
     """Fraction of hidden neurons that are τ=0 dormant (never active on the minibatch)."""
     hidden = jnp.concatenate(activity)
     return jnp.mean(hidden <= 0.0)

@@ -1,0 +1,34 @@
+"""openrl: learned optimization for reinforcement learning."""
+
+from openrl.optim import (
+    AbstractOptimizer,
+    BatchProp,
+    Context,
+    Dormancy,
+    Feature,
+    FeatureSet,
+    Gradient,
+    LayerProp,
+    LeafInfo,
+    MagnitudeHead,
+    Momentum,
+    NetworkSize,
+    OptaxOptimizer,
+    Optimizer,
+    ParamLayout,
+    ParamValue,
+    StochasticHead,
+    TrainingProp,
+    UpdateHead,
+    load_pretrained,
+    presets,
+    save_pretrained,
+)
+from openrl.rl import ActorCritic, PPOConfig, TrainResult, train
+
+__all__ = [
+    "AbstractOptimizer", "ActorCritic", "BatchProp", "Context", "Dormancy", "Feature", "FeatureSet",
+    "Gradient", "LayerProp", "LeafInfo", "MagnitudeHead", "Momentum", "NetworkSize", "OptaxOptimizer",
+    "Optimizer", "PPOConfig", "ParamLayout", "ParamValue", "StochasticHead", "TrainResult", "TrainingProp",
+    "UpdateHead", "load_pretrained", "presets", "save_pretrained", "train",
+]
