@@ -1,0 +1,11 @@
+"""Meta-learning: tasks, meta-learners, checkpoints and the meta-training loop."""
+
+from openrl.meta.checkpoint import CheckpointError, Checkpointer
+from openrl.meta.learners import MetaLearner, OpenES
+from openrl.meta.tasks import DistributionTask, EnvTask, MultiTask, Task, make_task, reference_returns
+from openrl.meta.train import MetaConfig, MetaTrainResult, meta_train
+
+__all__ = [
+    "CheckpointError", "Checkpointer", "DistributionTask", "EnvTask", "MetaConfig", "MetaLearner",
+    "MetaTrainResult", "MultiTask", "OpenES", "Task", "make_task", "meta_train", "reference_returns",
+]

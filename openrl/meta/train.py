@@ -1,0 +1,257 @@
+"""The meta-training loop: evaluate a population of optimizers, tell the meta-learner, repeat."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from tqdm.auto import tqdm
+
+from openrl.meta.checkpoint import Checkpointer
+from openrl.meta.learners import MetaLearner
+from openrl.meta.tasks import MultiTask, Task
+from openrl.optim.optimizer import AbstractOptimizer
+
+VALIDATION_STREAM = 2**31 - 1
+"""Validation keys are folded from a stream disjoint from the generations' (0, 1, ...)."""
+INIT_STREAM = 2**31 - 2
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaConfig:
+    """How long and how carefully to meta-train.
+
+    - `generations`: ES generations in total (a resumed run continues up to it).
+    - `num_rollouts`: training runs per member, averaged into its fitness.
+    - `eval_every`, `eval_seeds`: validate the mean on held-out seeds every so many
+      generations; the best validated generation is the result (`0` turns it off).
+    - `checkpoint_every`: generations between checkpoints when an output directory is given.
+    """
+
+    generations: int = 20
+    seed: int = 0
+    num_rollouts: int = 1
+    eval_every: int = 5
+    eval_seeds: int = 4
+    checkpoint_every: int = 5
+
+    def __post_init__(self):
+        for name in ("generations", "num_rollouts", "eval_seeds", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"MetaConfig.{name}: expected a positive int, got {getattr(self, name)!r}")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"MetaConfig.eval_every: expected an int >= 0, got {self.eval_every!r}")
+
+
+class MetaTrainResult(NamedTuple):
+    """`best`: the best validated optimizer (the final mean when validation is off); `history`: per generation."""
+
+    best: AbstractOptimizer
+    final: AbstractOptimizer
+    history: list[dict[str, Any]]
+
+
+def population_mesh(population_size: int, devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+    """A 1-D mesh over `devices` (default: every device, all hosts after `jax.distributed.initialize()`)."""
+    devices = list(jax.devices() if devices is None else devices)
+    if population_size % len(devices):
+        raise ValueError(
+            f"population_size: {population_size} members cannot be split evenly over {len(devices)} devices; "
+            f"use a multiple of {len(devices)}"
+        )
+    return jax.sharding.Mesh(np.asarray(devices), ("population",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def _sample_envs(task: Task, key: PRNGKeyArray, size: int, paired: bool) -> PyTree:
+    """One environment per member; with `paired`, members i and i + size/2 share one."""
+    if not jax.tree.leaves(eqx.filter(task.sample(key), eqx.is_array)):
+        return task.sample(key)
+    envs = eqx.filter_vmap(task.sample)(jax.random.split(key, size // 2 if paired else size))
+    return jax.tree.map(lambda x: jnp.concatenate([x, x]), envs) if paired else envs
+
+
+def task_fitness(task: Task, static: AbstractOptimizer, population: PyTree, key: PRNGKeyArray,
+                 num_rollouts: int, paired: bool) -> Float[Array, " pop"]:
+    """Mean final return of each member over `num_rollouts` runs; antithetic pairs share keys."""
+    size = jax.tree.leaves(population)[0].shape[0]
+    env_key, run_key = jax.random.split(key)
+    envs = _sample_envs(task, env_key, size, paired)
+    half = jax.random.split(run_key, size // 2)
+    keys = jnp.concatenate([half, half])
+
+    def member(theta, env, member_key):
+        optimizer = eqx.combine(theta, static)
+        runs = jax.vmap(lambda k: task.run(optimizer, env, k).final_return)(jax.random.split(member_key, num_rollouts))
+        return runs.mean()
+
+    return eqx.filter_vmap(member)(population, envs, keys)
+
+
+def fitness(problem: Task | MultiTask, static: AbstractOptimizer, population: PyTree, key: PRNGKeyArray,
+            num_rollouts: int, paired: bool) -> Float[Array, " pop"]:
+    """A task's fitness, or for a `MultiTask` the mean over tasks of returns divided by the normalisers."""
+    if isinstance(problem, MultiTask):
+        keys = jax.random.split(key, len(problem.tasks))
+        scores = [task_fitness(t, static, population, k, num_rollouts, paired) for t, k in zip(problem.tasks, keys)]
+        return (jnp.stack(scores, axis=1) / problem.normalisers[None, :]).mean(axis=1)
+    return task_fitness(problem, static, population, key, num_rollouts, paired)
+
+
+@eqx.filter_jit
+def _generation(learner: MetaLearner, problem, static, template, state, key, mesh, num_rollouts):
+    ask_key, eval_key, tell_key = jax.random.split(key, 3)
+    population = learner.ask(ask_key, state, template)
+    if mesh.size > 1:
+        sharding = NamedSharding(mesh, PartitionSpec("population"))
+        population = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), population)
+    scores = fitness(problem, static, population, eval_key, num_rollouts, learner.pairs_share_tasks)
+    state, metrics = learner.tell(tell_key, state, population, scores, template)
+    return state, scores, metrics
+
+
+@eqx.filter_jit
+def _validate(problem, optimizer, key, seeds: int):
+    """Mean final return of `optimizer` over `seeds` held-out runs of each task (normalised for a `MultiTask`)."""
+    tasks = problem.tasks if isinstance(problem, MultiTask) else (problem,)
+    scores = []
+    for i, task in enumerate(tasks):
+        env_key, run_key = jax.random.split(jax.random.fold_in(key, i))
+        envs = _sample_envs(task, env_key, seeds, paired=False)
+        runs = eqx.filter_vmap(lambda env, k: task.run(optimizer, env, k).final_return)(
+            envs, jax.random.split(run_key, seeds)
+        )
+        scores.append(runs.mean())
+    scores = jnp.stack(scores)
+    if isinstance(problem, MultiTask):
+        scores = scores / problem.normalisers
+    return scores.mean()
+
+
+def _fingerprint(learner: MetaLearner, problem, template: PyTree, config: MetaConfig) -> dict[str, Any]:
+    settings = dataclasses.asdict(config)
+    settings.pop("generations")
+    return {
+        "learner": repr(learner),
+        "task": problem.name,
+        "meta_parameters": str(jax.tree.structure(template)),
+        "initial_mean": float(sum(jnp.sum(x) for x in jax.tree.leaves(template))),
+        "config": json.dumps(settings, sort_keys=True),
+    }
+
+
+def meta_train(
+    learner: MetaLearner,
+    optimizer: AbstractOptimizer,
+    problem: Task | MultiTask,
+    config: MetaConfig = MetaConfig(),
+    *,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    devices: Sequence[jax.Device] | None = None,
+) -> MetaTrainResult:
+    """Meta-train `optimizer`'s array fields with `learner` to maximise final return on `problem`.
+
+    With `out_dir`: checkpoints (atomic, every `config.checkpoint_every` generations),
+    `metrics.jsonl` (one line per generation), `fitness.png` and `best.eqx`.
+    `resume=True` continues from the last checkpoint and gives exactly the numbers of
+    an uninterrupted run; an unusable checkpoint is an error, never a silent restart.
+    The population is sharded over `devices` (default: all).
+    """
+    if not isinstance(learner, MetaLearner):
+        raise TypeError(f"learner: expected an openrl MetaLearner, got {learner!r}")
+    if not isinstance(optimizer, AbstractOptimizer):
+        raise TypeError(f"optimizer: expected an openrl optimizer, got {optimizer!r}")
+    if not isinstance(problem, (Task, MultiTask)):
+        raise TypeError(f"problem: expected a Task or MultiTask, got {problem!r}")
+    if resume and out_dir is None:
+        raise ValueError("resume: needs out_dir, the directory of the run to continue")
+    mesh = population_mesh(learner.population_size, devices)
+    template, static = eqx.partition(optimizer, eqx.is_inexact_array)
+    base_key = jax.random.key(config.seed)
+    state = learner.init(jax.random.fold_in(base_key, INIT_STREAM), template)
+    best, best_score, history, start = template, -jnp.inf, [], 0
+
+    checkpointer = None
+    fingerprint = _fingerprint(learner, problem, template, config)
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"))
+        if checkpointer.latest() is not None and not resume:
+            raise FileExistsError(
+                f"out_dir: {out_dir} already holds a run; pass resume=True (--resume) to continue it, or another directory"
+            )
+        if resume:
+            snapshot = {"state": state, "best": best, "best_score": jnp.asarray(best_score, jnp.float32)}
+            start, restored, meta = checkpointer.restore(snapshot, fingerprint)
+            state, best, best_score = restored["state"], restored["best"], float(restored["best_score"])
+            history = meta["history"]
+        _write_log(out_dir, history)
+
+    # Every array the generation step reads lives on the same devices as the population.
+    state, template = jax.device_put((state, template), NamedSharding(mesh, PartitionSpec()))
+    bar = tqdm(range(start, config.generations), initial=start, total=config.generations, disable=not progress,
+               desc="meta-train", unit="gen")
+    for generation in bar:
+        tic = time.perf_counter()
+        state, scores, metrics = _generation(learner, problem, static, template, state,
+                                             jax.random.fold_in(base_key, generation), mesh, config.num_rollouts)
+        finite = np.asarray(scores)[np.isfinite(np.asarray(scores))]
+        record = {
+            "generation": generation + 1,
+            "fitness_mean": float(finite.mean()) if finite.size else float("nan"),
+            "fitness_max": float(finite.max()) if finite.size else float("nan"),
+            "non_finite": int(metrics["non_finite"]),
+            "sigma": float(metrics["sigma"]),
+        }
+        if config.eval_every and ((generation + 1) % config.eval_every == 0 or generation + 1 == config.generations):
+            mean = learner.mean(state, template)
+            score = float(_validate(problem, eqx.combine(mean, static),
+                                    jax.random.fold_in(base_key, VALIDATION_STREAM), config.eval_seeds))
+            record["validation"] = score
+            if score > best_score:
+                best, best_score = mean, score
+        record["seconds"] = time.perf_counter() - tic
+        history.append(record)
+        bar.set_postfix(fit_mean=f"{record['fitness_mean']:.3g}", fit_max=f"{record['fitness_max']:.3g}",
+                        sigma=f"{record['sigma']:.3g}", s_per_gen=f"{record['seconds']:.1f}")
+        if out_dir is not None:
+            _append_log(out_dir, record)
+            if (generation + 1) % config.checkpoint_every == 0 or generation + 1 == config.generations:
+                checkpointer.save(
+                    generation + 1,
+                    {"state": state, "best": best, "best_score": jnp.asarray(best_score, jnp.float32)},
+                    {"fingerprint": fingerprint, "history": history},
+                )
+    bar.close()
+
+    final = eqx.combine(learner.mean(state, template), static)
+    best_optimizer = eqx.combine(best, static) if config.eval_every else final
+    if out_dir is not None:
+        eqx.tree_serialise_leaves(os.path.join(out_dir, "best.eqx"), best_optimizer)
+        from openrl.eval.plots import plot_fitness
+
+        plot_fitness(history, os.path.join(out_dir, "fitness.png"))
+    return MetaTrainResult(best_optimizer, final, history)
+
+
+def _write_log(out_dir: str | os.PathLike, history: list[dict[str, Any]]) -> None:
+    path = os.path.join(out_dir, "metrics.jsonl")
+    with open(path + ".tmp", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in history)
+    os.replace(path + ".tmp", path)
+
+
+def _append_log(out_dir: str | os.PathLike, record: dict[str, Any]) -> None:
+    with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(record) + "\n")
