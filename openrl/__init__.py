@@ -24,6 +24,8 @@ from openrl.optim import (
     presets,
     save_pretrained,
 )
+from openrl import meta, plugins
+from openrl.meta import MetaConfig, MetaLearner, OpenES, meta_train
 from openrl.rl import ActorCritic, PPOConfig, TrainResult, train
 
 __all__ = [
@@ -31,4 +33,5 @@ __all__ = [
     "Gradient", "LayerProp", "LeafInfo", "MagnitudeHead", "Momentum", "NetworkSize", "OptaxOptimizer",
     "Optimizer", "PPOConfig", "ParamLayout", "ParamValue", "StochasticHead", "TrainResult", "TrainingProp",
     "UpdateHead", "load_pretrained", "presets", "save_pretrained", "train",
+    "MetaConfig", "MetaLearner", "OpenES", "meta", "meta_train", "plugins",
 ]

@@ -14,6 +14,7 @@ from openrl.meta import CheckpointError, DistributionTask, EnvTask, MetaConfig, 
 from openrl.meta.learners import pairwise_rank_shaping, sanitise_fitness
 from openrl.meta.train import population_mesh, task_fitness
 from openrl.optim import presets
+from openrl.rl.agent import ActorCritic
 from openrl.rl.ppo import PPOConfig, TrainResult
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -39,7 +40,8 @@ class QuadraticTask(Task):
     def run(self, optimizer, env, key):
         theta = jax.flatten_util.ravel_pytree(eqx.filter(optimizer, eqx.is_inexact_array))[0]
         value = -jnp.sum((theta - 0.5) ** 2) + env.value
-        return TrainResult(returns=value[None], dormancy=jnp.zeros(1), final_return=value, stats={})
+        agent = ActorCritic(1, 2, discrete=True, width=2, depth=1, key=key)
+        return TrainResult(agent=agent, opt_state=None, returns=value[None], dormancy=jnp.zeros(1), final_return=value, stats={})
 
 
 def small_optimizer():

@@ -96,8 +96,11 @@ class Transition(NamedTuple):
 
 
 class TrainResult(eqx.Module):
-    """Curves over PPO iterations and the final return (the meta-training fitness)."""
+    """Curves over PPO iterations, the final return (the meta-training fitness), the trained agent
+    and the optimizer's final state."""
 
+    agent: ActorCritic
+    opt_state: PyTree
     returns: Float[Array, " iterations"]
     dormancy: Float[Array, " iterations"]
     final_return: Float[Array, ""]
@@ -232,4 +235,5 @@ def train(config: PPOConfig, optimizer: AbstractOptimizer, env: Any, key: PRNGKe
         return run._replace(last_return=mean_return), (mean_return, dormant)
 
     run, (returns, dormancy) = jax.lax.scan(iteration, run, jnp.arange(config.num_iterations))
-    return TrainResult(returns=returns, dormancy=dormancy, final_return=returns[-1], stats={})
+    agent = eqx.combine(run.params, static)
+    return TrainResult(agent=agent, opt_state=run.opt_state, returns=returns, dormancy=dormancy, final_return=returns[-1], stats={})

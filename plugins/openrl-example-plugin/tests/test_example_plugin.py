@@ -1,0 +1,71 @@
+"""ParamNorm and ClippedHead: values, bad configuration, use inside openrl.Optimizer, and registration."""
+
+import importlib.metadata
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import openrl as orl
+from openrl import plugins
+from openrl.optim.features import FeatureInputs
+from openrl_example_plugin import ClippedHead, ParamNorm
+
+
+def test_param_norm_is_the_log_rms_of_each_tensor():
+    layout = orl.ParamLayout(((2,), (3,)))
+    param = jnp.asarray([3.0, 4.0, 0.0, 0.0, 0.0])
+    inputs = FeatureInputs(jnp.zeros(5), param, orl.Context(), layout)
+    x, state = ParamNorm()(inputs, ParamNorm().init(layout))
+    assert x.shape == (5, ParamNorm.num_channels) and state is None
+    expected = np.log([np.sqrt(12.5) + 1e-8] * 2 + [1e-8] * 3)
+    np.testing.assert_allclose(x[:, 0], expected, rtol=1e-6)
+
+
+def test_clipped_head_clips_only_large_steps():
+    head = ClippedHead(alpha1=1.0, alpha2=0.0, max_step=0.5)
+    outputs = jnp.asarray([[0.1, 3.0], [-0.2, 0.0], [2.0, 0.0], [-7.0, 1.0]])
+    np.testing.assert_allclose(head(outputs, key=jax.random.key(0), layout=orl.ParamLayout(((4,),))),
+                               [0.1, -0.2, 0.5, -0.5])
+    np.testing.assert_allclose(ClippedHead(max_step=1e9).deterministic(outputs),
+                               orl.MagnitudeHead().deterministic(outputs))
+
+
+def test_bad_configuration_is_rejected():
+    with pytest.raises(ValueError, match="max_step must be positive, got 0"):
+        ClippedHead(max_step=0.0)
+    with pytest.raises(ValueError, match="eps must be positive"):
+        ParamNorm(eps=-1.0)
+
+
+def test_inside_an_optimizer():
+    params = {"w": jax.random.normal(jax.random.key(0), (4, 3)), "b": jnp.zeros(3)}
+    grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(p.size), p.shape), params)
+    max_step = 1e-4
+    optimizer = orl.Optimizer([ParamNorm(), orl.Momentum(), orl.Gradient()], ClippedHead(max_step=max_step),
+                              zero_mean=False, key=jax.random.key(1))
+    traces = []
+
+    @eqx.filter_jit
+    def step(state, key):
+        traces.append(1)
+        return optimizer.update(grads, state, params, ctx=orl.Context(), key=key)
+
+    state = optimizer.init(params)
+    updates, state = step(state, jax.random.key(2))
+    updates, state = step(state, jax.random.key(3))
+    assert len(traces) == 1, "the second step recompiled"
+    flat = jnp.concatenate([u.ravel() for u in jax.tree.leaves(updates)])
+    assert bool(jnp.all(jnp.isfinite(flat)))
+    assert 0 < float(jnp.abs(flat).max()) <= max_step * (1 + 1e-6)
+
+
+def test_registered_through_entry_points():
+    try:
+        importlib.metadata.distribution("openrl-example-plugin")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("not installed: run `pip install -e plugins/openrl-example-plugin` to test its entry points")
+    assert plugins.load("openrl.features", "ParamNorm") is ParamNorm
+    assert plugins.load("openrl.heads", "ClippedHead") is ClippedHead
