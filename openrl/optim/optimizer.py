@@ -83,7 +83,8 @@ class Optimizer(AbstractOptimizer):
             raise TypeError(f"head: expected an openrl UpdateHead instance, got {head!r}")
         self.head = head
         self.network = (
-            PerParameterNetwork(self.features.num_channels, head.num_outputs, size, key=key)
+            # One compiled initialisation instead of many small eager ops.
+            eqx.filter_jit(PerParameterNetwork)(self.features.num_channels, head.num_outputs, size, key=key)
             if network is None
             else network
         )

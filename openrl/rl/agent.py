@@ -15,9 +15,23 @@ from openrl.optim.layout import LeafInfo, ParamLayout
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {"relu": jax.nn.relu, "tanh": jnp.tanh}
 
 
+def _orthogonal(key: PRNGKeyArray, in_size: int, out_size: int, scale: float) -> Float[Array, "o i"]:
+    """Orthogonal init, computed one key at a time under `vmap`.
+
+    A batched QR (LAPACK's ParallelBatchMap) deadlocks jaxlib 0.10's CPU thread pool
+    when several run at once, e.g. for seeds vmapped over a whole training run.
+    """
+
+    @jax.custom_batching.sequential_vmap
+    def init(k):
+        return jax.nn.initializers.orthogonal(scale)(k, (in_size, out_size), jnp.float32).T
+
+    return init(key)
+
+
 def _orthogonal_linear(in_size: int, out_size: int, scale: float, key: PRNGKeyArray) -> eqx.nn.Linear:
     layer = eqx.nn.Linear(in_size, out_size, key=key)
-    weight = jax.nn.initializers.orthogonal(scale)(key, (in_size, out_size), jnp.float32).T
+    weight = _orthogonal(key, in_size, out_size, scale)
     return eqx.tree_at(lambda l: (l.weight, l.bias), layer, (weight, jnp.zeros(out_size)))
 
 

@@ -78,6 +78,12 @@ class PPOConfig(eqx.Module):
         return cls(**{**values, **overrides})
 
     @classmethod
+    def cartpole(cls, **overrides: Any) -> PPOConfig:
+        """A small CartPole-v1 budget (65k steps) for quickstarts and tests on a CPU."""
+        values = dict(total_timesteps=65_536, num_envs=16, num_steps=128, num_minibatches=4, activation="tanh")
+        return cls(**{**values, **overrides})
+
+    @classmethod
     def gridworld(cls, **overrides: Any) -> PPOConfig:
         values = dict(total_timesteps=30_000_000, num_envs=1024, num_steps=20, num_minibatches=16,
                       num_epochs=2, width=16, activation="tanh")
