@@ -146,24 +146,24 @@ def test_per_tensor_normalisation():
     x, _ = orl.FeatureSet([orl.ParamValue()])(feature_inputs(flat, flat, layout), (None,))
     b, w = np.array([0.0, -4.0]), np.array([1.0, -2.0, 3.0, 0.5])
     expected = np.concatenate([b / np.sqrt(1e-5 + np.mean(b**2)), w / np.sqrt(1e-5 + np.mean(w**2))])
-    np.testing.assert_allclose(x[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(x[0], expected, rtol=1e-6)
 
 
 def test_gradient_and_momentum_sign_log():
     _, layout = hand_layout()
     grad = np.array([0.0, -4.0, 1.0, -2.0, 3.0, 1e-20])
     x, _ = orl.Gradient()(feature_inputs(grad, grad, layout), None)
-    np.testing.assert_allclose(x[:, 0], np.sign(grad))
-    np.testing.assert_allclose(x[:, 1], np.log(np.abs(grad).astype(np.float32) + 1e-13), rtol=1e-6)
-    assert x[0, 1] == pytest.approx(np.log(1e-13), rel=1e-6)
+    np.testing.assert_allclose(x[0], np.sign(grad))
+    np.testing.assert_allclose(x[1], np.log(np.abs(grad).astype(np.float32) + 1e-13), rtol=1e-6)
+    assert x[1, 0] == pytest.approx(np.log(1e-13), rel=1e-6)
 
     momentum = orl.Momentum(decays=(0.5, 0.9))
     state = momentum.init(layout)
     _, state = momentum(feature_inputs(grad, grad, layout), state)
     x, state = momentum(feature_inputs(2 * grad, grad, layout), state)
-    m = np.stack([0.5 * 0.5 * grad + 0.5 * 2 * grad, 0.9 * 0.1 * grad + 0.1 * 2 * grad], axis=1)
+    m = np.stack([0.5 * 0.5 * grad + 0.5 * 2 * grad, 0.9 * 0.1 * grad + 0.1 * 2 * grad])
     np.testing.assert_allclose(state, m, rtol=1e-6)
-    np.testing.assert_allclose(x, np.concatenate([np.sign(m), np.log(np.abs(m) + 1e-13)], 1), rtol=1e-5)
+    np.testing.assert_allclose(x, np.concatenate([np.sign(m), np.log(np.abs(m) + 1e-13)]), rtol=1e-5)
     assert momentum.num_channels == 4
 
 
@@ -171,9 +171,9 @@ def test_training_batch_and_layer_proportion():
     _, layout = hand_layout()
     ctx = orl.Context(iteration=jnp.asarray(3), epoch=jnp.asarray(2), num_iterations=7, num_epochs=5)
     inputs = feature_inputs(np.zeros(6), np.zeros(6), layout, ctx)
-    np.testing.assert_allclose(orl.TrainingProp()(inputs, None)[0][:, 0], 3 / 6)
-    np.testing.assert_allclose(orl.BatchProp()(inputs, None)[0][:, 0], 2 / 4)
-    np.testing.assert_allclose(orl.LayerProp()(inputs, None)[0][:, 0], [0, 0, 0.5, 0.5, 0.5, 0.5])
+    np.testing.assert_allclose(orl.TrainingProp()(inputs, None)[0][0], 3 / 6)
+    np.testing.assert_allclose(orl.BatchProp()(inputs, None)[0][0], 2 / 4)
+    np.testing.assert_allclose(orl.LayerProp()(inputs, None)[0][0], [0, 0, 0.5, 0.5, 0.5, 0.5])
 
 
 def test_proportions_follow_the_released_step_counter():
@@ -195,7 +195,7 @@ def test_dormancy_maps_to_downstream_neuron():
     inputs = feature_inputs(np.zeros(6), np.zeros(6), layout, orl.Context(activations=activity))
     x, _ = orl.Dormancy()(inputs, None)
     # b (critic, neuron layer 0): [1, 3] / 2; w (neuron layer 1, axis 0 = rows): rows map to [2, 6] / 4.
-    np.testing.assert_allclose(x[:, 0], [0.5, 1.5, 0.5, 0.5, 1.5, 1.5])
+    np.testing.assert_allclose(x[0], [0.5, 1.5, 0.5, 0.5, 1.5, 1.5])
     np.testing.assert_allclose(neuron_scores((jnp.zeros(3),)), np.zeros(3))
 
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from openrl.optim.layout import Context, ParamLayout
@@ -46,16 +47,17 @@ class Feature(eqx.Module):
         """The feature's state for a run over parameters described by `layout`."""
         return None
 
-    def __call__(self, inputs: FeatureInputs, state: PyTree) -> tuple[Float[Array, "n c"], PyTree]:
+    def __call__(self, inputs: FeatureInputs, state: PyTree) -> tuple[Float[Array, "c n"], PyTree]:
+        """Channels `[num_channels, n]` (parameters on the last, contiguous axis) and the new state."""
         raise NotImplementedError
 
 
-def _sign_log(x: Float[Array, "n k"]) -> Float[Array, "n 2*k"]:
-    return jnp.concatenate([jnp.sign(x), jnp.log(jnp.abs(x) + LOG_EPS)], axis=-1)
+def _sign_log(x: Float[Array, "k n"]) -> Float[Array, "2*k n"]:
+    return jnp.concatenate([jnp.sign(x), jnp.log(jnp.abs(x) + LOG_EPS)], axis=0)
 
 
-def _broadcast(value: Float[Array, ""], n: int) -> Float[Array, "n 1"]:
-    return jnp.broadcast_to(jnp.asarray(value, jnp.float32), (n, 1))
+def _broadcast(value: Float[Array, ""], n: int) -> Float[Array, "1 n"]:
+    return jnp.broadcast_to(jnp.asarray(value, jnp.float32), (1, n))
 
 
 class ParamValue(Feature):
@@ -65,7 +67,7 @@ class ParamValue(Feature):
     normalise: ClassVar[bool] = True
 
     def __call__(self, inputs, state):
-        return inputs.param[:, None], state
+        return inputs.param[None, :], state
 
 
 class Gradient(Feature):
@@ -75,7 +77,7 @@ class Gradient(Feature):
     normalise: ClassVar[bool] = True
 
     def __call__(self, inputs, state):
-        return _sign_log(inputs.grad[:, None]), state
+        return _sign_log(inputs.grad[None, :]), state
 
 
 class Momentum(Feature):
@@ -93,11 +95,11 @@ class Momentum(Feature):
         return 2 * len(self.decays)
 
     def init(self, layout):
-        return jnp.zeros((layout.num_params, len(self.decays)), jnp.float32)
+        return jnp.zeros((len(self.decays), layout.num_params), jnp.float32)
 
     def __call__(self, inputs, state):
-        decays = jnp.asarray(self.decays, jnp.float32)[None, :]
-        momentum = decays * state + (1.0 - decays) * inputs.grad[:, None]
+        decays = jnp.asarray(self.decays, jnp.float32)[:, None]
+        momentum = decays * state + (1.0 - decays) * inputs.grad[None, :]
         return _sign_log(momentum), momentum
 
 
@@ -135,7 +137,7 @@ class LayerProp(Feature):
     needs_layout: ClassVar[bool] = True
 
     def __call__(self, inputs, state):
-        return jnp.asarray(inputs.layout.layer_proportion())[:, None], state
+        return jnp.asarray(inputs.layout.layer_proportion())[None, :], state
 
 
 def neuron_scores(activations: tuple[Float[Array, " _width"], ...]) -> Float[Array, " neurons"]:
@@ -158,7 +160,7 @@ class Dormancy(Feature):
     def __call__(self, inputs, state):
         activations = inputs.ctx.activations
         index = inputs.layout.neuron_index(tuple(a.shape[0] for a in activations))
-        return neuron_scores(activations)[index][:, None], state
+        return neuron_scores(activations)[index][None, :], state
 
 
 class FeatureSet(eqx.Module):
@@ -202,12 +204,13 @@ class FeatureSet(eqx.Module):
             layout.require_infos(", ".join(type(f).__name__ for f in self.features if f.needs_layout))
         return tuple(f.init(layout) for f in self.features)
 
-    def __call__(self, inputs: FeatureInputs, states: tuple[Any, ...]) -> tuple[Float[Array, "n c"], tuple]:
-        columns, new_states = [], []
-        for feature, state in zip(self.features, states):
-            x, state = feature(inputs, state)
-            if feature.normalise:
-                x = x * jax.lax.rsqrt(NORM_EPS + inputs.layout.segment_means(x * x))
-            columns.append(x)
-            new_states.append(state)
-        return jnp.concatenate(columns, axis=-1), tuple(new_states)
+    def __call__(self, inputs: FeatureInputs, states: tuple[Any, ...]) -> tuple[Float[Array, "c n"], tuple]:
+        outputs = [feature(inputs, state) for feature, state in zip(self.features, states)]
+        normalised = [x for (x, _), f in zip(outputs, self.features) if f.normalise]
+        if normalised:
+            # One per-tensor pass over every channel that asks for it, then back into feature order.
+            stacked = jnp.concatenate(normalised, axis=0)
+            stacked = stacked * jax.lax.rsqrt(NORM_EPS + inputs.layout.segment_means(stacked * stacked))
+            normalised = iter(jnp.split(stacked, np.cumsum([x.shape[0] for x in normalised])[:-1], axis=0))
+        columns = [next(normalised) if f.normalise else x for (x, _), f in zip(outputs, self.features)]
+        return jnp.concatenate(columns, axis=0), tuple(state for _, state in outputs)

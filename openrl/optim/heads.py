@@ -13,7 +13,7 @@ from openrl.optim.layout import ParamLayout
 
 
 class UpdateHead(eqx.Module):
-    """Maps network outputs `[n, num_outputs]` to an update `u` (parameters move by `-u`).
+    """Maps network outputs `[num_outputs, n]` to an update `u` (parameters move by `-u`).
 
     Subclasses declare `num_outputs` and whether they need the agent's layout.
     """
@@ -21,12 +21,12 @@ class UpdateHead(eqx.Module):
     num_outputs: eqx.AbstractClassVar[int]
     needs_layout: ClassVar[bool] = False
 
-    def deterministic(self, outputs: Float[Array, "n k"]) -> Float[Array, " n"]:
+    def deterministic(self, outputs: Float[Array, "k n"]) -> Float[Array, " n"]:
         """The update without any noise."""
         raise NotImplementedError
 
     def __call__(
-        self, outputs: Float[Array, "n k"], *, key: PRNGKeyArray, layout: ParamLayout
+        self, outputs: Float[Array, "k n"], *, key: PRNGKeyArray, layout: ParamLayout
     ) -> Float[Array, " n"]:
         return self.deterministic(outputs)
 
@@ -39,7 +39,7 @@ class MagnitudeHead(UpdateHead):
     num_outputs: ClassVar[int] = 2
 
     def deterministic(self, outputs):
-        return self.alpha1 * outputs[:, 0] * jnp.exp(self.alpha2 * outputs[:, 1])
+        return self.alpha1 * outputs[0] * jnp.exp(self.alpha2 * outputs[1])
 
 
 class StochasticHead(UpdateHead):
@@ -52,12 +52,12 @@ class StochasticHead(UpdateHead):
     needs_layout: ClassVar[bool] = True
 
     def deterministic(self, outputs):
-        return self.alpha1 * outputs[:, 0] * jnp.exp(self.alpha2 * outputs[:, 1])
+        return self.alpha1 * outputs[0] * jnp.exp(self.alpha2 * outputs[1])
 
-    def noise(self, outputs: Float[Array, "n 3"], *, key: PRNGKeyArray, layout: ParamLayout) -> Float[Array, " n"]:
+    def noise(self, outputs: Float[Array, "3 n"], *, key: PRNGKeyArray, layout: ParamLayout) -> Float[Array, " n"]:
         """The stochastic part α3·δ·ε, zero on critic parameters."""
-        eps = jax.random.normal(key, outputs.shape[:1], outputs.dtype)
-        return self.alpha3 * outputs[:, 2] * eps * jnp.asarray(layout.actor_mask())
+        eps = jax.random.normal(key, outputs.shape[1:], outputs.dtype)
+        return self.alpha3 * outputs[2] * eps * jnp.asarray(layout.actor_mask())
 
     def __call__(self, outputs, *, key, layout):
         return self.deterministic(outputs) + self.noise(outputs, key=key, layout=layout)

@@ -108,11 +108,11 @@ class ParamLayout:
             parts.append(idx.reshape(-1) + starts[info.neuron_layer])
         return np.concatenate(parts).astype(np.int32)
 
-    def segment_means(self, x: Float[Array, "n c"]) -> Float[Array, "n c"]:
-        """Mean of `x` over each parameter tensor, broadcast back to its elements."""
-        parts = jax.numpy.split(x, np.cumsum(self.sizes)[:-1], axis=0)
+    def segment_means(self, x: Float[Array, "c n"]) -> Float[Array, "c n"]:
+        """Mean of `x` over each parameter tensor (along the last axis), broadcast back to its elements."""
+        parts = jax.numpy.split(x, np.cumsum(self.sizes)[:-1], axis=1)
         return jax.numpy.concatenate(
-            [jax.numpy.broadcast_to(part.mean(axis=0, keepdims=True), part.shape) for part in parts], axis=0
+            [jax.numpy.broadcast_to(part.mean(axis=1, keepdims=True), part.shape) for part in parts], axis=1
         )
 
 

@@ -72,10 +72,25 @@ class PerParameterNetwork(eqx.Module):
         return self.output.out_features
 
     def __call__(
-        self, x: Float[Array, "n c"], hidden: Float[Array, "n h"]
-    ) -> tuple[Float[Array, "n k"], Float[Array, "n h"]]:
-        hidden = jax.vmap(self.gru)(x, hidden)
+        self, x: Float[Array, "c n"], hidden: Float[Array, "h n"]
+    ) -> tuple[Float[Array, "k n"], Float[Array, "h n"]]:
+        """Channels-first: parameters on the last axis, so every op vectorises over them.
+
+        (Row-per-parameter `[n, c]` with c = 8..19 ran 3-4x slower on CPU.)
+        """
+        gru, h = self.gru, self.hidden_size
+        gates_x = gru.weight_ih @ x + gru.bias[:, None]
+        gates_h = gru.weight_hh @ hidden
+        reset = jax.nn.sigmoid(gates_x[:h] + gates_h[:h])
+        update = jax.nn.sigmoid(gates_x[h : 2 * h] + gates_h[h : 2 * h])
+        new = jnp.tanh(gates_x[2 * h :] + reset * (gates_h[2 * h :] + gru.bias_n[:, None]))
+        hidden = new + update * (hidden - new)
         y = hidden
         for layer, norm in zip(self.hidden_layers, self.norms):
-            y = jax.nn.relu(jax.vmap(norm)(jax.vmap(layer)(y)))
-        return jax.vmap(self.output)(y), hidden
+            y = layer.weight @ y + layer.bias[:, None]
+            # LayerNorm over the feature axis; averages as matmuls (a leading-axis reduce is ~15x slower on CPU).
+            average = jnp.full((1, y.shape[0]), 1.0 / y.shape[0], y.dtype)
+            centred = y - average @ y
+            y = centred * jax.lax.rsqrt(average @ (centred * centred) + norm.eps)
+            y = jax.nn.relu(y * norm.weight[:, None] + norm.bias[:, None])
+        return self.output.weight @ y + self.output.bias[:, None], hidden

@@ -51,7 +51,7 @@ class LearnedState(eqx.Module):
     """Per-parameter state of a learned optimizer: feature states and the GRU hidden state."""
 
     features: tuple[Any, ...]
-    hidden: Float[Array, "n h"]
+    hidden: Float[Array, "h n"]
     layout: ParamLayout = eqx.field(static=True)
 
 
@@ -107,7 +107,7 @@ class Optimizer(AbstractOptimizer):
             layout.require_infos(type(self.head).__name__)
         return LearnedState(
             self.features.init(layout),
-            jnp.zeros((layout.num_params, self.network.hidden_size), jnp.float32),
+            jnp.zeros((self.network.hidden_size, layout.num_params), jnp.float32),
             layout,
         )
 
