@@ -24,7 +24,8 @@ from openrl.optim import (
     presets,
     save_pretrained,
 )
-from openrl import meta, plugins
+from openrl import eval, meta, plugins
+from openrl.eval import evaluate
 from openrl.meta import MetaConfig, MetaLearner, OpenES, meta_train
 from openrl.rl import ActorCritic, PPOConfig, TrainResult, train
 
@@ -33,5 +34,5 @@ __all__ = [
     "Gradient", "LayerProp", "LeafInfo", "MagnitudeHead", "Momentum", "NetworkSize", "OptaxOptimizer",
     "Optimizer", "PPOConfig", "ParamLayout", "ParamValue", "StochasticHead", "TrainResult", "TrainingProp",
     "UpdateHead", "load_pretrained", "presets", "save_pretrained", "train",
-    "MetaConfig", "MetaLearner", "OpenES", "meta", "meta_train", "plugins",
+    "MetaConfig", "MetaLearner", "OpenES", "eval", "evaluate", "meta", "meta_train", "plugins",
 ]

@@ -1,0 +1,54 @@
+"""A tiny evaluation writes every promised file, reuses stored runs, and rejects bad input."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from openrl.eval import evaluation as evaluate_module
+from openrl.eval.evaluation import evaluate
+from openrl.meta import EnvTask
+from openrl.optim import presets
+from openrl.rl.ppo import PPOConfig
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from probe_envs import OneStepProbe  # noqa: E402
+
+TASK = EnvTask(name="bandit", config=PPOConfig(total_timesteps=8 * 16 * 6, num_envs=8, num_steps=16,
+                                               num_minibatches=2, width=8), env=OneStepProbe("bandit"))
+OPTIMIZERS = {"Adam": presets.adam(), "Lion": presets.lion()}
+
+
+def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch):
+    report = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
+    assert {p.name for p in tmp_path.iterdir()} == {"results.jsonl", "summary.md", "returns.png", "dormancy.png"}
+    for png in ("returns.png", "dormancy.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / png).stat().st_size > 5000
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["optimizer"], r["seed"]) for r in rows) == sorted((o, s) for o in OPTIMIZERS for s in range(3))
+    assert all(len(r["returns"]) == TASK.config.num_iterations for r in rows)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| Adam |" in summary and "| Lion |" in summary
+    iqm = report.summary["Adam"]["iqm"]
+    assert iqm.lower <= iqm.estimate <= iqm.upper
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("stored runs were recomputed")
+
+    monkeypatch.setattr(evaluate_module, "_train_seeds", no_training)
+    again = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(again.scores("Adam", "bandit"), report.scores("Adam", "bandit"))
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 6
+
+
+def test_bad_evaluation_input(tmp_path):
+    with pytest.raises(ValueError, match="seeds: expected a positive int, got 0"):
+        evaluate(OPTIMIZERS, TASK, seeds=0)
+    with pytest.raises(TypeError, match=r"tasks\[0\]: expected an openrl Task, got 'breakout'"):
+        evaluate(OPTIMIZERS, ["breakout"], seeds=2)
+    with pytest.raises(TypeError, match=r"optimizers\['Adam'\]: expected an openrl optimizer"):
+        evaluate({"Adam": "adam"}, TASK, seeds=2)
+    (tmp_path / "results.jsonl").write_text(json.dumps({"version": 0, "optimizer": "Adam"}) + "\n")
+    with pytest.raises(ValueError, match="results.jsonl:1: results of format version 0, expected 1"):
+        evaluate(OPTIMIZERS, TASK, seeds=2, out_dir=tmp_path, progress=False)
