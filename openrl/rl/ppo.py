@@ -79,8 +79,8 @@ class PPOConfig(eqx.Module):
 
     @classmethod
     def cartpole(cls, **overrides: Any) -> PPOConfig:
-        """A small CartPole-v1 budget (65k steps) for quickstarts and tests on a CPU."""
-        values = dict(total_timesteps=65_536, num_envs=16, num_steps=128, num_minibatches=4, activation="tanh")
+        """A small CartPole-v1 budget (32k steps) for quickstarts and tests on a CPU."""
+        values = dict(total_timesteps=32_768, num_envs=16, num_steps=128, num_minibatches=4, activation="tanh")
         return cls(**{**values, **overrides})
 
     @classmethod
