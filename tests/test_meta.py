@@ -167,7 +167,8 @@ def test_bad_meta_config():
         MetaConfig(generations=0)
     with pytest.raises(ValueError, match="population_size: 6 members cannot be split evenly over 4 devices"):
         population_mesh(6, jax.devices() * 2)
-    with pytest.raises(TypeError, match="problem: expected a Task or MultiTask"):
+    # Our message; under the tests' runtime type checking (conftest), beartype's, naming the parameter.
+    with pytest.raises(TypeError, match="problem: expected a Task or MultiTask|parameter 'problem'"):
         meta_train(OpenES(population_size=8), small_optimizer(), "breakout")
     with pytest.raises(ValueError, match="resume: needs out_dir"):
         meta_train(OpenES(population_size=8), small_optimizer(), QuadraticTask(), resume=True)

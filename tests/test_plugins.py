@@ -42,7 +42,7 @@ class Good(orl.Feature):
     normalise: ClassVar[bool] = False
 
     def __call__(self, inputs, state):
-        return inputs.param[:, None], state
+        return inputs.param[None, :], state
 
 def good_optimizer():
     return orl.presets.adam()
@@ -161,7 +161,7 @@ def test_meta_learners_are_checked_against_metalearner(fake_dists):
     source = "from openrl.meta import MetaLearner\n\nclass Mine(MetaLearner):\n    pass\n"
     fake_dists("fake-dist", {"openrl.meta_learners": {"Mine": "meta_plugin:Mine", "Nope": "fake_plugin:Good"}},
                {"fake_plugin": FAKE_MODULE, "meta_plugin": source})
-    assert list(plugins.available("openrl.meta_learners")) == ["Mine", "Nope"]
+    assert {"Mine", "Nope", "OpenES"} <= set(plugins.available("openrl.meta_learners"))
     assert plugins.load("openrl.meta_learners", "Mine").__name__ == "Mine"
     with pytest.raises(plugins.PluginError, match=r"'Nope'.*expected a subclass of openrl\.meta\.MetaLearner"):
         plugins.load("openrl.meta_learners", "Nope")

@@ -31,7 +31,7 @@ def plot_fitness(history: Sequence[Mapping[str, Any]], path: str | os.PathLike) 
 
 
 def plot_curves(curves: Mapping[str, np.ndarray], path: str | os.PathLike, *, ylabel: str,
-                steps_per_point: float = 1.0) -> None:
+                steps_per_point: int = 1) -> None:
     """One line per optimizer: mean over seeds with a standard-error band; `curves[name]` is `[seeds, points]`."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, values in curves.items():

@@ -27,5 +27,5 @@ class ParamNorm(Feature):
             raise ValueError(f"ParamNorm: eps must be positive, got {self.eps}")
 
     def __call__(self, inputs, state):
-        mean_square = inputs.layout.segment_means(jnp.square(inputs.param)[:, None])
+        mean_square = inputs.layout.segment_means(jnp.square(inputs.param)[None, :])
         return jnp.log(jnp.sqrt(mean_square) + self.eps), state

@@ -29,5 +29,5 @@ class ClippedHead(UpdateHead):
             raise ValueError(f"ClippedHead: max_step must be positive, got {self.max_step}")
 
     def deterministic(self, outputs):
-        step = self.alpha1 * outputs[:, 0] * jnp.exp(self.alpha2 * outputs[:, 1])
+        step = self.alpha1 * outputs[0] * jnp.exp(self.alpha2 * outputs[1])
         return jnp.clip(step, -self.max_step, self.max_step)

@@ -19,14 +19,14 @@ def test_param_norm_is_the_log_rms_of_each_tensor():
     param = jnp.asarray([3.0, 4.0, 0.0, 0.0, 0.0])
     inputs = FeatureInputs(jnp.zeros(5), param, orl.Context(), layout)
     x, state = ParamNorm()(inputs, ParamNorm().init(layout))
-    assert x.shape == (5, ParamNorm.num_channels) and state is None
+    assert x.shape == (ParamNorm.num_channels, 5) and state is None
     expected = np.log([np.sqrt(12.5) + 1e-8] * 2 + [1e-8] * 3)
-    np.testing.assert_allclose(x[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(x[0], expected, rtol=1e-6)
 
 
 def test_clipped_head_clips_only_large_steps():
     head = ClippedHead(alpha1=1.0, alpha2=0.0, max_step=0.5)
-    outputs = jnp.asarray([[0.1, 3.0], [-0.2, 0.0], [2.0, 0.0], [-7.0, 1.0]])
+    outputs = jnp.asarray([[0.1, 3.0], [-0.2, 0.0], [2.0, 0.0], [-7.0, 1.0]]).T  # [m, e] x parameters
     np.testing.assert_allclose(head(outputs, key=jax.random.key(0), layout=orl.ParamLayout(((4,),))),
                                [0.1, -0.2, 0.5, -0.5])
     np.testing.assert_allclose(ClippedHead(max_step=1e9).deterministic(outputs),
