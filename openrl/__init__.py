@@ -20,7 +20,9 @@ from openrl.optim import (
     StochasticHead,
     TrainingProp,
     UpdateHead,
+    VeLO,
     load_pretrained,
+    load_velo,
     presets,
     save_pretrained,
 )
@@ -33,6 +35,6 @@ __all__ = [
     "AbstractOptimizer", "ActorCritic", "BatchProp", "Context", "Dormancy", "Feature", "FeatureSet",
     "Gradient", "LayerProp", "LeafInfo", "MagnitudeHead", "Momentum", "NetworkSize", "OptaxOptimizer",
     "Optimizer", "PPOConfig", "ParamLayout", "ParamValue", "StochasticHead", "TrainResult", "TrainingProp",
-    "UpdateHead", "load_pretrained", "presets", "save_pretrained", "train",
+    "UpdateHead", "VeLO", "load_pretrained", "load_velo", "presets", "save_pretrained", "train",
     "MetaConfig", "MetaLearner", "OpenES", "eval", "evaluate", "meta", "meta_train", "plugins",
 ]

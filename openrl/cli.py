@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,6 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--out", required=True, help="output directory")
     meta.add_argument("--resume", action="store_true", help="continue the run in --out")
 
+    sweep = commands.add_parser("sweep", help="tune Adam, RMSprop or Lion with Optuna (paper Appendix C.2)")
+    sweep.add_argument("--optimizer", required=True, help="adam, rmsprop or lion")
+    sweep.add_argument("--env", required=True, help="environment name (see `openrl envs`)")
+    sweep.add_argument("--storage", required=True, help="Optuna database URL, e.g. sqlite:///sweeps.db")
+    sweep.add_argument("--study", default=None, help="study name (default: OPTIMIZER-ENV); resumed if it exists")
+    sweep.add_argument("--n-trials", type=int, default=16, help="trials to add to the study")
+    sweep.add_argument("--batch", type=int, default=4, help="trials trained per compiled call")
+    sweep.add_argument("--space", default=None, help="search space: minatar, ant or gridworld (default: from --env)")
+    sweep.add_argument("--ppo", default=None, choices=["minatar", "ant", "gridworld", "cartpole"],
+                       help="PPO preset (default: the search space's)")
+    sweep.add_argument("--total-timesteps", type=_positive_int, default=None, help="environment steps per run")
+    sweep.add_argument("--seeds", type=int, default=None, help="runs per trial (default: 4; 8 on gridworld)")
+    sweep.add_argument("--pruner", default="median", help="median or none")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--preset", default=None, help="where to write the best values (default: STUDY.json)")
+
+    from openrl.eval.commands import add_commands
+
+    add_commands(commands)
     commands.add_parser("plugins", help="list installed features, heads, optimizers, meta-learners and envs")
     commands.add_parser("envs", help="list registered environments")
     return parser
@@ -69,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                            resume=args.resume)
         elif args.command == "meta-train":
             _meta_train(args)
+        elif args.command == "sweep":
+            _sweep(args)
+        elif args.command in ("evaluate", "ablate", "deep-sea"):
+            from openrl.eval.commands import run_command
+
+            run_command(args)
         elif args.command == "plugins":
             from openrl.plugins import format_plugins
 
@@ -113,6 +139,28 @@ def _meta_train(args: argparse.Namespace) -> None:
     if best is not None:
         print(f"best validated generation: {best['generation']} (mean final return {best['validation']:.2f})")
     print(f"wrote {args.out}/best.eqx, metrics.jsonl, fitness.png")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from openrl.eval.sweep import default_study_name, run_sweep, search_space, space_for, write_preset
+    from openrl.meta import make_task
+    from openrl.rl.ppo import PPOConfig
+
+    space = space_for(args.env) if args.space is None else args.space
+    search_space(args.optimizer, space)
+    study_name = args.study or default_study_name(args.optimizer, args.env)
+    preset_path = args.preset or f"{study_name}.json"
+    if not os.path.isdir(os.path.dirname(os.path.abspath(preset_path))):
+        raise ValueError(f"--preset: the directory of {preset_path!r} does not exist")
+    overrides = {} if args.total_timesteps is None else {"total_timesteps": args.total_timesteps}
+    config = getattr(PPOConfig, args.ppo or space)(**overrides)
+    study = run_sweep(args.optimizer, make_task(args.env, config), storage=args.storage, n_trials=args.n_trials,
+                      space=space, study_name=study_name, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
+                      pruner=args.pruner)
+    preset = write_preset(study, preset_path)
+    print(f"study {study_name!r}: {len(study.trials)} trials; best mean final return "
+          f"{preset['sweep']['mean_final_return']:.2f} with {preset['hyperparams']}, anneal={preset['anneal']}")
+    print(f"wrote {preset_path} (load it with openrl.presets.from_sweep)")
 
 
 if __name__ == "__main__":

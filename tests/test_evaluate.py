@@ -6,10 +6,14 @@ import sys
 import numpy as np
 import pytest
 
+from PIL import Image
+
 from openrl.eval import evaluation as evaluate_module
+from openrl.eval import stats
 from openrl.eval.evaluation import evaluate
 from openrl.meta import EnvTask
 from openrl.optim import presets
+from openrl.rl.analysis import STAT_NAMES
 from openrl.rl.ppo import PPOConfig
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -18,18 +22,30 @@ from probe_envs import OneStepProbe  # noqa: E402
 TASK = EnvTask(name="bandit", config=PPOConfig(total_timesteps=8 * 16 * 6, num_envs=8, num_steps=16,
                                                num_minibatches=2, width=8), env=OneStepProbe("bandit"))
 OPTIMIZERS = {"Adam": presets.adam(), "Lion": presets.lion()}
+PNGS = ("final_return_iqm.png", "normalised_aggregate.png", "returns.png", "dormancy.png", "cosine_similarity.png",
+        "update_magnitude.png", "noise_magnitude.png")
 
 
 def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch):
     report = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
-    assert {p.name for p in tmp_path.iterdir()} == {"results.jsonl", "summary.md", "returns.png", "dormancy.png"}
-    for png in ("returns.png", "dormancy.png"):
+    assert {p.name for p in tmp_path.iterdir()} == {"results.jsonl", "summary.md", *PNGS}
+    for png in PNGS:
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / png).stat().st_size > 5000
+        with Image.open(tmp_path / png) as image:
+            pixels = np.asarray(image.convert("L"))
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 10  # drawn on, not blank
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert sorted((r["optimizer"], r["seed"]) for r in rows) == sorted((o, s) for o in OPTIMIZERS for s in range(3))
     assert all(len(r["returns"]) == TASK.config.num_iterations for r in rows)
+    assert all(set(r["stats"]) == set(STAT_NAMES) and len(r["stats"]["cosine_gradient"]) == TASK.config.num_iterations
+               for r in rows)
     summary = (tmp_path / "summary.md").read_text()
     assert "| Adam |" in summary and "| Lion |" in summary
+    # Adam is the reference: it normalises to an IQM of 1 on average; Lion's P(Lion > Adam) matches the stats.
+    adam, lion = report.scores("Adam", "bandit"), report.scores("Lion", "bandit")
+    poi = stats.probability_of_improvement(lion, adam)
+    assert f"| Lion | {poi.estimate:.3g} [{poi.lower:.3g}, {poi.upper:.3g}] |" in summary
+    assert f"| Adam | {stats.iqm(adam / adam.mean()):.3g} [" in summary.split("Normalised by Adam")[1]
     iqm = report.summary["Adam"]["iqm"]
     assert iqm.lower <= iqm.estimate <= iqm.upper
 
@@ -40,6 +56,10 @@ def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch
     again = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(again.scores("Adam", "bandit"), report.scores("Adam", "bandit"))
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 6
+    with pytest.raises(ValueError, match="holds runs of 'Adam' on 'bandit' made with other optimizer values"):
+        evaluate({"Adam": presets.adam("asterix")}, TASK, seeds=3, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="holds runs of 'Adam' on 'bandit'"):
+        evaluate(OPTIMIZERS, TASK, seeds=3, seed=1, out_dir=tmp_path, progress=False)
 
 
 def test_bad_evaluation_input(tmp_path):
@@ -50,6 +70,8 @@ def test_bad_evaluation_input(tmp_path):
         evaluate(OPTIMIZERS, ["breakout"], seeds=2)
     with pytest.raises(TypeError, match=r"optimizers\['Adam'\]: expected an openrl optimizer|parameter 'optimizers'"):
         evaluate({"Adam": "adam"}, TASK, seeds=2)
+    with pytest.raises(ValueError, match=r"reference: 'Adamw' is not one of the optimizers \['Adam', 'Lion'\]"):
+        evaluate(OPTIMIZERS, TASK, seeds=2, reference="Adamw")
     (tmp_path / "results.jsonl").write_text(json.dumps({"version": 0, "optimizer": "Adam"}) + "\n")
-    with pytest.raises(ValueError, match="results.jsonl:1: results of format version 0, expected 1"):
+    with pytest.raises(ValueError, match="results.jsonl:1: results of format version 0, expected 2"):
         evaluate(OPTIMIZERS, TASK, seeds=2, out_dir=tmp_path, progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -14,17 +15,20 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from openrl.eval import stats
-from openrl.eval.plots import plot_curves
 from openrl.meta.tasks import Task
 from openrl.optim.optimizer import AbstractOptimizer
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 """Bumped whenever the stored row format changes; older files are refused, not misread."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One training run: its optimizer, task, seed, final return and curves per PPO iteration."""
+    """One training run: its optimizer, task, seed, final return and curves per PPO iteration.
+
+    `stats` holds the update-analysis curves of Appendix F (`openrl.rl.analysis.STAT_NAMES`);
+    `fingerprint` identifies the optimizer's values, the task's configuration and the base seed.
+    """
 
     optimizer: str
     task: str
@@ -33,19 +37,41 @@ class Run:
     returns: list[float]
     dormancy: list[float]
     steps_per_iteration: int
+    stats: dict[str, list[float]]
+    fingerprint: str
 
 
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """All runs of an evaluation, with per-optimizer statistics (IQM with 95% bootstrap CIs)."""
+    """All runs of an evaluation, with per-optimizer statistics over all tasks (IQM with 95% bootstrap CIs).
+
+    `optimizers` and `tasks` are the names in the order they were given; `reference` is the
+    optimizer others are normalised by and compared with (see `openrl.eval.report`).
+    """
 
     runs: list[Run]
     summary: dict[str, dict[str, stats.Interval]]
+    optimizers: list[str]
+    tasks: list[str]
+    reference: str
+
+    def _runs(self, optimizer: str, task: str) -> list[Run]:
+        return sorted((r for r in self.runs if r.optimizer == optimizer and r.task == task), key=lambda r: r.seed)
 
     def scores(self, optimizer: str, task: str) -> np.ndarray:
         """Final returns `[seeds]` of `optimizer` on `task`, by seed."""
-        runs = sorted((r for r in self.runs if r.optimizer == optimizer and r.task == task), key=lambda r: r.seed)
-        return np.array([r.final_return for r in runs])
+        return np.array([r.final_return for r in self._runs(optimizer, task)])
+
+    def curves(self, optimizer: str, task: str, quantity: str) -> np.ndarray:
+        """`[seeds, iterations]` curves of `quantity`: "returns", "dormancy" or an analysis stat name."""
+        runs = self._runs(optimizer, task)
+        if quantity in ("returns", "dormancy"):
+            return np.array([getattr(r, quantity) for r in runs])
+        return np.array([r.stats[quantity] for r in runs])
+
+    def steps_per_iteration(self, task: str) -> int:
+        """Environment steps per curve point on `task`."""
+        return next(r.steps_per_iteration for r in self.runs if r.task == task)
 
     def table(self) -> str:
         """A Markdown table of final-return IQM, mean and median with their 95% CIs."""
@@ -93,11 +119,27 @@ def _append_runs(path: str, runs: list[Run]) -> None:
         os.fsync(f.fileno())
 
 
+def _fingerprint(optimizer: AbstractOptimizer, task: Task, seed: int) -> str:
+    """A digest of the optimizer's values and structure, the task's name and configuration, and the base seed."""
+    digest = hashlib.sha256()
+    # tree_pformat, unlike a treedef's str, names functions without their (per-process) addresses.
+    description = eqx.tree_pformat(optimizer, short_arrays=True)
+    digest.update(f"{description}|{task.name}|{eqx.tree_pformat(task.config)}|{seed}".encode())
+    for leaf in jax.tree.leaves(eqx.filter(optimizer, eqx.is_array)):
+        digest.update(np.asarray(leaf).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _recording(task: Task) -> Task:
+    """`task` with the update analysis of Appendix F switched on (it does not change the training)."""
+    return eqx.tree_at(lambda t: t.config, task, dataclasses.replace(task.config, record_stats=True))
+
+
 @eqx.filter_jit
 def _train_seeds(task: Task, optimizer: AbstractOptimizer, keys: jax.Array):
-    env = task.sample(keys[0])
-    results = eqx.filter_vmap(lambda k: task.run(optimizer, env, k))(keys)
-    return results.final_return, results.returns, results.dormancy
+    """Each seed trains on its own draw of the task (a fixed task is the same environment for all)."""
+    results = eqx.filter_vmap(lambda k: task.run(optimizer, task.sample(jax.random.fold_in(k, 1)), k))(keys)
+    return results.final_return, results.returns, results.dormancy, results.stats
 
 
 def evaluate(
@@ -107,13 +149,17 @@ def evaluate(
     *,
     seed: int = 0,
     out_dir: str | os.PathLike | None = None,
+    reference: str | None = None,
     progress: bool = True,
 ) -> Report:
     """Train every optimizer on every task over `seeds` seeds (vmapped; the same seeds for all).
 
-    With `out_dir`: `results.jsonl` (one tidy row per run), `summary.md`, `returns.png` and
-    `dormancy.png`. Runs already in `results.jsonl` are reused, so an interrupted or repeated
-    evaluation only computes what is missing.
+    Every run also records the update analysis of Appendix F. `reference` names the optimizer
+    the report normalises by and compares with (default: "Adam" if given, else the first).
+    With `out_dir`: `results.jsonl` (one tidy row per run) and the report of
+    `openrl.eval.report.write_report` (`summary.md` and PNG figures). Runs already in
+    `results.jsonl` are reused, so an interrupted or repeated evaluation only computes what is
+    missing; stored runs made with other optimizer values, task settings or base seed are an error.
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds: expected a positive int, got {seeds!r}")
@@ -122,27 +168,42 @@ def evaluate(
     for name, optimizer in optimizers.items():
         if not isinstance(optimizer, AbstractOptimizer):
             raise TypeError(f"optimizers[{name!r}]: expected an openrl optimizer, got {optimizer!r}")
-    tasks = _tasks(tasks)
+    if reference is None:
+        reference = "Adam" if "Adam" in optimizers else next(iter(optimizers))
+    elif reference not in optimizers:
+        raise ValueError(f"reference: {reference!r} is not one of the optimizers {list(optimizers)}")
+    tasks = [_recording(t) for t in _tasks(tasks)]
     path = None if out_dir is None else os.path.join(out_dir, "results.jsonl")
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
     runs = _load_runs(path) if path else []
+    fingerprints = {(n, t.name): _fingerprint(optimizers[n], t, seed) for t in tasks for n in optimizers}
+    for r in runs:
+        if fingerprints.get((r.optimizer, r.task), r.fingerprint) != r.fingerprint:
+            raise ValueError(
+                f"out_dir: {path} holds runs of {r.optimizer!r} on {r.task!r} made with other optimizer values, "
+                "task settings or base seed; use another output directory"
+            )
     done = {(r.optimizer, r.task, r.seed) for r in runs}
     keys = jax.random.split(jax.random.key(seed), seeds)
     jobs = [(n, t) for t in tasks for n in optimizers if any((n, t.name, s) not in done for s in range(seeds))]
     for name, task in tqdm(jobs, desc="evaluate", disable=not progress or not jobs):
-        final, returns, dormancy = (np.asarray(x) for x in _train_seeds(task, optimizers[name], keys))
+        final, returns, dormancy, curves = jax.tree.map(np.asarray, _train_seeds(task, optimizers[name], keys))
         new = [
-            Run(name, task.name, s, float(final[s]), returns[s].tolist(), dormancy[s].tolist(), task.config.batch_size)
+            Run(name, task.name, s, float(final[s]), returns[s].tolist(), dormancy[s].tolist(), task.config.batch_size,
+                {k: v[s].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)])
             for s in range(seeds) if (name, task.name, s) not in done
         ]
         runs.extend(new)
         if path:
             _append_runs(path, new)
     runs = [r for r in runs if r.seed < seeds and r.optimizer in optimizers and r.task in {t.name for t in tasks}]
-    report = Report(runs, _summarise(runs, list(optimizers), [t.name for t in tasks], seeds))
+    names = [t.name for t in tasks]
+    report = Report(runs, _summarise(runs, list(optimizers), names, seeds), list(optimizers), names, reference)
     if out_dir is not None:
-        _write_report(report, out_dir, list(optimizers), tasks)
+        from openrl.eval.report import write_report
+
+        write_report(report, out_dir)
     return report
 
 
@@ -155,21 +216,3 @@ def _summarise(runs: list[Run], optimizers: list[str], tasks: list[str], seeds: 
                 scores[r.seed, tasks.index(r.task)] = r.final_return
         summary[name] = stats.aggregate(scores)
     return summary
-
-
-def _write_report(report: Report, out_dir: str | os.PathLike, optimizers: list[str], tasks: list[Task]) -> None:
-    lines = ["# Evaluation", "", f"Final return over {len({r.seed for r in report.runs})} seeds per optimizer"
-             f" on {', '.join(t.name for t in tasks)}; IQM, mean and median with 95% stratified-bootstrap CIs.",
-             "", report.table(), ""]
-    with open(os.path.join(out_dir, "summary.md"), "w") as f:
-        f.write("\n".join(lines))
-    for field, ylabel in (("returns", "mean episode return"), ("dormancy", "τ=0 dormant fraction")):
-        for task in tasks:
-            curves = {
-                name: np.array([getattr(r, field) for r in sorted(report.runs, key=lambda r: r.seed)
-                                if r.optimizer == name and r.task == task.name])
-                for name in optimizers
-            }
-            suffix = "" if len(tasks) == 1 else f"_{task.name}"
-            plot_curves(curves, os.path.join(out_dir, f"{field}{suffix}.png"), ylabel=ylabel,
-                        steps_per_point=task.config.batch_size)

@@ -7,6 +7,7 @@ Scores are a `[runs, tasks]` array (a `[runs]` array is one task):
 stats.aggregate(scores)["iqm"]                   # Interval(estimate=..., lower=..., upper=...)
 stats.stratified_bootstrap_ci(scores, stats.iqm)  # (estimate, lower, upper)
 stats.probability_of_improvement(open_scores, adam_scores)
+stats.difference(open_scores, adam_scores, stats.iqm)  # IQM(open) - IQM(adam), with a CI
 stats.normalise(scores, adam_returns)             # per-task normalisation, as in the OPEN paper
 ```
 
@@ -25,7 +26,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Float, Real
 
 __all__ = [
-    "Interval", "aggregate", "iqm", "mean", "median", "normalise", "optimality_gap",
+    "Interval", "aggregate", "difference", "iqm", "mean", "median", "normalise", "optimality_gap",
     "probability_of_improvement", "stratified_bootstrap_ci",
 ]
 
@@ -219,6 +220,16 @@ def aggregate(
     )
 
 
+def _as_pair(x: ScoresLike, y: ScoresLike) -> tuple[Float[np.ndarray, "runs_x tasks"], Float[np.ndarray, "runs_y tasks"]]:
+    """Two algorithms' scores, checked to be on the same number of tasks."""
+    x, y = _as_scores(x, "x"), _as_scores(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"x and y must have the same number of tasks (columns); got x {x.shape} and y {y.shape}"
+        )
+    return x, y
+
+
 def probability_of_improvement(
     x: ScoresLike, y: ScoresLike, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> Interval:
@@ -231,16 +242,31 @@ def probability_of_improvement(
         x: `[runs_x, tasks]` scores of the first algorithm.
         y: `[runs_y, tasks]` scores of the second, on the same tasks.
     """
-    x, y = _as_scores(x, "x"), _as_scores(y, "y")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"x and y must have the same number of tasks (columns); got x {x.shape} and y {y.shape}"
-        )
+    x, y = _as_pair(x, y)
     (runs_x, tasks), runs_y = x.shape, y.shape[0]
     return _bootstrap(
         [x, y], {"poi": _improvement}, reps=reps, confidence=confidence, seed=seed,
         elements_per_rep=tasks * max(runs_x * runs_y, runs_x + runs_y),
     )["poi"]
+
+
+def difference(
+    x: ScoresLike, y: ScoresLike, statistic: Statistic = iqm, *, reps: int = 2000, confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """`statistic(x) - statistic(y)`, e.g. the IQM improvement of one optimizer over another (paper Figure 6).
+
+    The CI resamples the runs of `x` and of `y` independently within each task.
+
+    Args:
+        x: `[runs_x, tasks]` scores of the first algorithm.
+        y: `[runs_y, tasks]` scores of the second, on the same tasks.
+    """
+    x, y = _as_pair(x, y)
+    return _bootstrap(
+        [x, y], {"difference": lambda a, b: statistic(a) - statistic(b)}, reps=reps, confidence=confidence,
+        seed=seed, elements_per_rep=x.size + y.size,
+    )["difference"]
 
 
 def normalise(scores: ScoresLike, reference: ScoresLike) -> Float[np.ndarray, "runs tasks"]:

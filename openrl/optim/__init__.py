@@ -14,10 +14,13 @@ from openrl.optim.features import (
 )
 from openrl.optim.heads import MagnitudeHead, StochasticHead, UpdateHead
 from openrl.optim.layout import Context, LeafInfo, ParamLayout
-from openrl.optim.network import LARGE, SMALL, NetworkSize, PerParameterNetwork
+from openrl.optim.network import LARGE, SMALL, AbstractNetwork, NetworkSize, PerParameterNetwork
+from openrl.optim.optim4rl import MomentNetwork, Optim4RLHead, Optim4RLNetwork, SignLogGradient
 from openrl.optim.optimizer import AbstractOptimizer, LearnedState, OptaxOptimizer, Optimizer
 from openrl.optim import presets
 from openrl.optim.pretrained import from_vector, load_pretrained, save_pretrained, to_vector
+from openrl.optim.separated import Separated, SeparatedState
+from openrl.optim.velo import VeLO, VeLOState, load_velo, save_velo
 
 __all__ = [
     "AbstractOptimizer", "BatchProp", "Context", "Dormancy", "Feature", "FeatureInputs", "FeatureSet",
@@ -25,4 +28,7 @@ __all__ = [
     "NetworkSize", "OptaxOptimizer", "Optimizer", "ParamLayout", "ParamValue", "PerParameterNetwork",
     "SMALL", "StochasticHead", "TrainingProp", "UpdateHead", "from_vector", "load_pretrained",
     "presets", "save_pretrained", "to_vector",
+    "AbstractNetwork", "MomentNetwork", "Optim4RLHead", "Optim4RLNetwork", "SignLogGradient",
+    "VeLO", "VeLOState", "load_velo", "save_velo",
+    "Separated", "SeparatedState",
 ]

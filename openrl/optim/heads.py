@@ -25,6 +25,10 @@ class UpdateHead(eqx.Module):
         """The update without any noise."""
         raise NotImplementedError
 
+    def noise_std(self, outputs: Float[Array, "k n"], *, layout: ParamLayout) -> Float[Array, " n"]:
+        """The standard deviation of the update's noise per parameter (zero for a deterministic head)."""
+        return jnp.zeros(outputs.shape[1:], outputs.dtype)
+
     def __call__(
         self, outputs: Float[Array, "k n"], *, key: PRNGKeyArray, layout: ParamLayout
     ) -> Float[Array, " n"]:
@@ -58,6 +62,10 @@ class StochasticHead(UpdateHead):
         """The stochastic part α3·δ·ε, zero on critic parameters."""
         eps = jax.random.normal(key, outputs.shape[1:], outputs.dtype)
         return self.alpha3 * outputs[2] * eps * jnp.asarray(layout.actor_mask())
+
+    def noise_std(self, outputs, *, layout):
+        """α3·|δ| on actor parameters, 0 on the critic's."""
+        return self.alpha3 * jnp.abs(outputs[2]) * jnp.asarray(layout.actor_mask())
 
     def __call__(self, outputs, *, key, layout):
         return self.deterministic(outputs) + self.noise(outputs, key=key, layout=layout)

@@ -124,10 +124,14 @@ class Context(eqx.Module):
     - `iteration`, `num_iterations`: the current batch (PPO iteration) and how many there are.
     - `epoch`, `num_epochs`: the current pass over this batch and how many there are.
     - `activations`: per layer, the mean |activation| of each neuron over the minibatch.
+    - `loss`: the training loss of the minibatch the gradients come from (VeLO reads it).
+    - `num_updates`: how many optimizer updates the whole run makes (VeLO's horizon).
     """
 
     iteration: Int[Array, ""] | None = None
     epoch: Int[Array, ""] | None = None
     activations: tuple[Float[Array, " _width"], ...] | None = None
+    loss: Float[Array, ""] | None = None
     num_iterations: int | None = eqx.field(static=True, default=None)
     num_epochs: int | None = eqx.field(static=True, default=None)
+    num_updates: int | None = eqx.field(static=True, default=None)

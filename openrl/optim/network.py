@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+
 LAYER_NORM_EPS = 1e-6
 
 
@@ -36,7 +37,53 @@ def _zeros(module: eqx.Module) -> eqx.Module:
     return jax.tree.map(lambda x: jnp.zeros_like(x) if eqx.is_inexact_array(x) else x, module)
 
 
-class PerParameterNetwork(eqx.Module):
+def gru_mlp_layers(
+    in_size: int, out_size: int, size: NetworkSize, *, key: PRNGKeyArray | None
+) -> tuple[eqx.nn.GRUCell, tuple[eqx.nn.Linear, ...], eqx.nn.Linear]:
+    """A GRU cell, `size.depth` hidden linear layers and an output layer: equinox's random
+    initialisation with `key`, all zeros without (where the paper's ES starts)."""
+    keys = jax.random.split(jax.random.key(0) if key is None else key, size.depth + 2)
+    init = (lambda m: m) if key is not None else _zeros
+    widths = [size.gru] + [size.width] * size.depth
+    gru = init(eqx.nn.GRUCell(in_size, size.gru, key=keys[0]))
+    hidden = tuple(init(eqx.nn.Linear(a, b, key=k)) for a, b, k in zip(widths[:-1], widths[1:], keys[1:-1]))
+    return gru, hidden, init(eqx.nn.Linear(size.width, out_size, key=keys[-1]))
+
+
+def gru_step(gru: eqx.nn.GRUCell, x: Float[Array, "c n"], hidden: Float[Array, "h n"]) -> Float[Array, "h n"]:
+    """One step of `gru` for every parameter at once (channels-first, equinox's gate order r, z, n)."""
+    h = gru.hidden_size
+    gates_x = gru.weight_ih @ x + gru.bias[:, None]
+    gates_h = gru.weight_hh @ hidden
+    reset = jax.nn.sigmoid(gates_x[:h] + gates_h[:h])
+    update = jax.nn.sigmoid(gates_x[h : 2 * h] + gates_h[h : 2 * h])
+    new = jnp.tanh(gates_x[2 * h :] + reset * (gates_h[2 * h :] + gru.bias_n[:, None]))
+    return new + update * (hidden - new)
+
+
+class AbstractNetwork(eqx.Module):
+    """A per-parameter network: channels `[in_size, n]` and recurrent state `[hidden_size, n]` in,
+    outputs `[out_size, n]` and the new state out (parameters on the last axis)."""
+
+    @property
+    def in_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def out_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def hidden_size(self) -> int:
+        raise NotImplementedError
+
+    def __call__(
+        self, x: Float[Array, "c n"], hidden: Float[Array, "h n"]
+    ) -> tuple[Float[Array, "k n"], Float[Array, "h n"]]:
+        raise NotImplementedError
+
+
+class PerParameterNetwork(AbstractNetwork):
     """GRU -> [Linear -> LayerNorm -> ReLU] x depth -> Linear, applied to every parameter at once.
 
     Rows are parameters, so each layer is one matmul over all of them.
@@ -49,15 +96,9 @@ class PerParameterNetwork(eqx.Module):
 
     def __init__(self, in_size: int, out_size: int, size: NetworkSize = SMALL, *, key: PRNGKeyArray | None = None):
         """Random (equinox default) initialisation with `key`; all zeros without, as the paper's ES starts."""
-        keys = jax.random.split(jax.random.key(0) if key is None else key, size.depth + 2)
-        init = (lambda m: m) if key is not None else _zeros
-        widths = [size.gru] + [size.width] * size.depth
-        self.gru = init(eqx.nn.GRUCell(in_size, size.gru, key=keys[0]))
-        self.hidden_layers = tuple(
-            init(eqx.nn.Linear(a, b, key=k)) for a, b, k in zip(widths[:-1], widths[1:], keys[1:-1])
-        )
-        self.norms = tuple(init(eqx.nn.LayerNorm(size.width, eps=LAYER_NORM_EPS)) for _ in range(size.depth))
-        self.output = init(eqx.nn.Linear(size.width, out_size, key=keys[-1]))
+        self.gru, self.hidden_layers, self.output = gru_mlp_layers(in_size, out_size, size, key=key)
+        norm = eqx.nn.LayerNorm(size.width, eps=LAYER_NORM_EPS)
+        self.norms = tuple(norm if key is not None else _zeros(norm) for _ in range(size.depth))
 
     @property
     def hidden_size(self) -> int:
@@ -74,17 +115,11 @@ class PerParameterNetwork(eqx.Module):
     def __call__(
         self, x: Float[Array, "c n"], hidden: Float[Array, "h n"]
     ) -> tuple[Float[Array, "k n"], Float[Array, "h n"]]:
-        """Channels-first: parameters on the last axis, so every op vectorises over them.
+        """Outputs and new GRU state for every parameter, channels-first so every op vectorises over them.
 
         (Row-per-parameter `[n, c]` with c = 8..19 ran 3-4x slower on CPU.)
         """
-        gru, h = self.gru, self.hidden_size
-        gates_x = gru.weight_ih @ x + gru.bias[:, None]
-        gates_h = gru.weight_hh @ hidden
-        reset = jax.nn.sigmoid(gates_x[:h] + gates_h[:h])
-        update = jax.nn.sigmoid(gates_x[h : 2 * h] + gates_h[h : 2 * h])
-        new = jnp.tanh(gates_x[2 * h :] + reset * (gates_h[2 * h :] + gru.bias_n[:, None]))
-        hidden = new + update * (hidden - new)
+        hidden = gru_step(self.gru, x, hidden)
         y = hidden
         for layer, norm in zip(self.hidden_layers, self.norms):
             y = layer.weight @ y + layer.bias[:, None]

@@ -12,10 +12,11 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from openrl.optim.batching import unbatched_on_cpu
 from openrl.optim.features import Feature, FeatureInputs, FeatureSet
 from openrl.optim.heads import UpdateHead
 from openrl.optim.layout import Context, ParamLayout
-from openrl.optim.network import SMALL, NetworkSize, PerParameterNetwork
+from openrl.optim.network import SMALL, AbstractNetwork, NetworkSize, PerParameterNetwork
 
 
 class AbstractOptimizer(eqx.Module):
@@ -32,6 +33,20 @@ class AbstractOptimizer(eqx.Module):
         self, grads: PyTree, state: PyTree, params: PyTree, *, ctx: Context, key: PRNGKeyArray
     ) -> tuple[PyTree, PyTree]:
         raise NotImplementedError
+
+    def update_with_stats(
+        self, grads: PyTree, state: PyTree, params: PyTree, *, ctx: Context, key: PRNGKeyArray
+    ) -> tuple[PyTree, PyTree, dict[str, Float[Array, " n"]]]:
+        """`update`, plus flat per-parameter analysis quantities (paper Appendix F).
+
+        In the paper's sign convention (parameters move by `-u`): `deterministic`, the update
+        before any noise; `noise`, the noise added; `noise_std`, the noise's standard deviation.
+        Handcrafted optimizers have no noise.
+        """
+        updates, state = self.update(grads, state, params, ctx=ctx, key=key)
+        flat, _ = ravel_pytree(updates)
+        zeros = jnp.zeros_like(flat)
+        return updates, state, {"deterministic": -flat, "noise": zeros, "noise_std": zeros}
 
     def as_optax(self, layout: ParamLayout | None = None) -> optax.GradientTransformationExtraArgs:
         """This optimizer as an optax transformation; `ctx` and `key` are required extra args."""
@@ -64,7 +79,7 @@ class Optimizer(AbstractOptimizer):
     """
 
     features: FeatureSet
-    network: PerParameterNetwork
+    network: AbstractNetwork
     head: UpdateHead
     zero_mean: bool = eqx.field(static=True)
 
@@ -76,7 +91,7 @@ class Optimizer(AbstractOptimizer):
         size: NetworkSize = SMALL,
         zero_mean: bool = True,
         key: PRNGKeyArray | None = None,
-        network: PerParameterNetwork | None = None,
+        network: AbstractNetwork | None = None,
     ):
         self.features = features if isinstance(features, FeatureSet) else FeatureSet(features)
         if not isinstance(head, UpdateHead):
@@ -116,19 +131,34 @@ class Optimizer(AbstractOptimizer):
         return update, state
 
     def update_with_stats(self, grads, state: LearnedState, params, *, ctx, key):
-        """`update`, plus the flat update before noise and zero-meaning and the flat noise (Appendix F)."""
+        """`update`, plus the flat update before noise and zero-meaning, the noise and its std (Appendix F)."""
         self.features.check_context(ctx)
-        layout = state.layout
         flat_grad, unravel = ravel_pytree(grads)
         flat_param, _ = ravel_pytree(params)
-        x, feature_states = self.features(FeatureInputs(flat_grad, flat_param, ctx, layout), state.features)
-        outputs, hidden = self.network(x, state.hidden)
+        layout = state.layout
+        outputs, feature_states, hidden = _network_outputs(
+            self, FeatureInputs(flat_grad, flat_param, ctx, layout), state.features, state.hidden
+        )
         step = self.head(outputs, key=key, layout=layout)
         deterministic = self.head.deterministic(outputs)
-        stats = {"deterministic": deterministic, "noise": step - deterministic}
+        stats = {"deterministic": deterministic, "noise": step - deterministic,
+                 "noise_std": self.head.noise_std(outputs, layout=layout)}
         if self.zero_mean:
             step = step - step.mean()
         return unravel(-step), LearnedState(feature_states, hidden, layout), stats
+
+
+@unbatched_on_cpu
+def _network_outputs(
+    optimizer: Optimizer, inputs: FeatureInputs, feature_states: tuple, hidden: Float[Array, "h n"]
+) -> tuple[Float[Array, "k n"], tuple, Float[Array, "h n"]]:
+    """Features -> per-parameter network: the head's inputs and the new feature and GRU states.
+
+    The costly per-parameter part; on CPU, vmapped seeds or population members each run their own copy (`unbatched_on_cpu`).
+    """
+    x, feature_states = optimizer.features(inputs, feature_states)
+    outputs, hidden = optimizer.network(x, hidden)
+    return outputs, feature_states, hidden
 
 
 class OptaxOptimizer(AbstractOptimizer):

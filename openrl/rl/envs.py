@@ -20,7 +20,10 @@ An environment is a small `equinox.Module` whose fields are all static (the gymn
 object and its parameters live inside it), so it is a PyTree with no array leaves: close over it
 or pass it through `jax.jit`/`jax.vmap`/`eqx.filter_jit` like any other argument. Two `make`
 calls with the same arguments return equal environments (the underlying gymnax/Brax objects are
-cached), so jitted functions taking them are not recompiled.
+cached), so jitted functions taking them are not recompiled. The exception is
+`GymnaxParamsVecEnv`, whose gymnax parameters are array leaves so that sampled tasks stack and
+vmap: the gridworlds (`gridworld-<distribution>`, one task of each of `GRIDWORLDS`, drawn with the
+option `seed`; see `openrl.rl.gridworld`).
 
 Wrappers compose: `GymnaxVecEnv` (or `BraxVecEnv`) -> `LogWrapper` [-> `ClipAction` ->
 `NormalizeVecObservation` -> `NormalizeVecReward` for continuous control], as in PureJaxRL.
@@ -52,10 +55,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
 __all__ = [
-    "VecEnv", "Wrapper", "GymnaxVecEnv", "BraxVecEnv", "LogWrapper", "ClipAction",
+    "VecEnv", "Wrapper", "GymnaxVecEnv", "GymnaxParamsVecEnv", "BraxVecEnv", "LogWrapper", "ClipAction",
     "NormalizeVecObservation", "NormalizeVecReward", "LogState", "NormObsState", "NormRewardState",
     "from_gymnax", "make", "names", "register", "Factory",
 ]
@@ -181,24 +184,12 @@ def _unjitted(obj: Any, name: str) -> Callable[..., Any]:
     return functools.partial(raw, obj) if callable(raw) else getattr(obj, name)
 
 
-class GymnaxVecEnv(VecEnv):
-    """`num_envs` copies of a gymnax environment, `vmap`ped; parameters fixed at construction."""
+class _GymnaxAdapter(VecEnv):
+    """`num_envs` copies of a gymnax environment on one set of parameters, `vmap`ped."""
 
-    env: Any = eqx.field(static=True)
-    params: Any = eqx.field(static=True)
-    n: int = eqx.field(static=True)
-
-    def __init__(self, env: Any, params: Any, num_envs: int):
-        self.env = env
-        self.params = params
-        self.n = _check_positive_int("num_envs", num_envs)
-        try:
-            hash(params)
-        except TypeError as e:
-            raise ValueError(
-                f"params: gymnax parameters must be hashable (Python scalars) to live inside the env, "
-                f"got {type(params).__name__} with an unhashable field: {e}"
-            ) from e
+    env: eqx.AbstractVar[Any]
+    params: eqx.AbstractVar[Any]
+    n: eqx.AbstractVar[int]
 
     @property
     def num_envs(self) -> int:
@@ -231,6 +222,52 @@ class GymnaxVecEnv(VecEnv):
         info = {"terminated": terminated, "truncated": truncated}
         return (obs.astype(jnp.float32), _strong(state), reward.astype(jnp.float32),
                 jnp.logical_or(terminated, truncated), info)
+
+
+class GymnaxVecEnv(_GymnaxAdapter):
+    """`num_envs` copies of a gymnax environment, `vmap`ped; parameters fixed at construction."""
+
+    env: Any = eqx.field(static=True)
+    params: Any = eqx.field(static=True)
+    n: int = eqx.field(static=True)
+
+    def __init__(self, env: Any, params: Any, num_envs: int):
+        self.env = env
+        self.params = params
+        self.n = _check_positive_int("num_envs", num_envs)
+        try:
+            hash(params)
+        except TypeError as e:
+            raise ValueError(
+                f"params: gymnax parameters must be hashable (Python scalars) to live inside the env, "
+                f"got {type(params).__name__} with an unhashable field: {e}"
+            ) from e
+
+
+class GymnaxParamsVecEnv(_GymnaxAdapter):
+    """`num_envs` copies of a gymnax environment on parameters that are a PyTree of arrays.
+
+    Unlike `GymnaxVecEnv`, the parameters are array leaves rather than static fields: sampled
+    tasks (the gridworld distributions, `openrl.rl.gridworld`) stack along a leading axis, a
+    population `vmap`s over them, and one compilation serves every parameter value of a shape.
+    """
+
+    env: Any = eqx.field(static=True)
+    params: PyTree
+    n: int = eqx.field(static=True)
+
+    def __init__(self, env: Any, params: PyTree, num_envs: int):
+        leaves = jax.tree.leaves(params)
+        bad = [type(x).__name__ for x in leaves if not isinstance(x, (jax.Array, np.ndarray))]
+        if not leaves or bad:
+            raise ValueError(
+                f"params: expected a PyTree whose leaves are all arrays (e.g. gridworld EnvParams), got "
+                f"{type(params).__name__} with leaves of type {bad or 'none'}; "
+                "use GymnaxVecEnv for Python-scalar params"
+            )
+        self.env = env
+        self.params = params
+        self.n = _check_positive_int("num_envs", num_envs)
 
 
 class BraxVecEnv(VecEnv):
@@ -523,6 +560,23 @@ def _make_ant(
     return env
 
 
+GRIDWORLDS = ("all", "rand_dense", "rand_sparse", "rand_long", "standard_maze", "sixteen_rooms", "labyrinth")
+"""The gridworld distributions of `openrl.rl.gridworld`, registered as `gridworld-<name>`."""
+
+
+def _make_gridworld(distribution: str, num_envs: int, seed: int = 0) -> VecEnv:
+    """One task of a gridworld distribution, drawn with `jax.random.key(seed)` (fixed for the LPG ones).
+
+    Training on a distribution (a new task per run) is `openrl.meta.suites.gridworld_task`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"gridworld-{distribution} option seed: expected an int >= 0, got {seed!r}")
+    from openrl.rl import gridworld
+
+    sample = jax.jit(gridworld.sample_params, static_argnums=1)  # compiled once: far faster than op by op
+    return gridworld.vec_env(sample(jax.random.key(int(seed)), distribution), num_envs)
+
+
 # --------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------
@@ -610,4 +664,6 @@ for _name in ("Breakout-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar", "SpaceIn
     register(_name, functools.partial(_make_gymnax, _name))
 register("DeepSea-bsuite", _make_deep_sea)
 register("ant", _make_ant)
+for _name in GRIDWORLDS:
+    register(f"gridworld-{_name}", functools.partial(_make_gridworld, _name))
 del _name

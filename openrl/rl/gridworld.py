@@ -9,7 +9,11 @@ env = GridWorld()
 params = sample_params(key, "all")                  # jittable; vmap over keys for many tasks
 obs, state = env.reset(key_reset, params)
 obs, state, reward, terminated, truncated, info = env.step(key_step, state, action, params)
+train(PPOConfig.gridworld(), optimizer, vec_env(params, num_envs=1024), key)  # openrl.rl.ppo
 ```
+
+`openrl.rl.envs` registers one task of each distribution as `gridworld-<name>`;
+`openrl.meta.suites` holds tasks that sample a new one per run, and the paper's evaluation suites.
 
 **Dynamics.** The agent moves up/right/down/left (actions 0-3); moving into a wall or off the
 grid leaves it in place. Stepping onto a present object collects it: the reward is the object's
@@ -67,9 +71,11 @@ import numpy as np
 from gymnax.environments import environment, spaces
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
+from openrl.rl.envs import GymnaxParamsVecEnv, LogWrapper, VecEnv
+
 __all__ = [
     "MAX_OBJECTS", "NUM_WALLS_ALL", "MAZES", "EnvParams", "EnvState", "GridWorld", "Distribution",
-    "DISTRIBUTIONS", "make_params", "parse_layout", "sample_params",
+    "DISTRIBUTIONS", "make_params", "parse_layout", "sample_params", "vec_env",
 ]
 
 MAX_OBJECTS = 6
@@ -565,3 +571,14 @@ def sample_params(key: PRNGKeyArray, distribution: str) -> EnvParams:
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"unknown gridworld distribution {distribution!r}: expected one of {sorted(DISTRIBUTIONS)}")
     return DISTRIBUTIONS[distribution].sample(key)
+
+
+def vec_env(params: EnvParams, num_envs: int) -> VecEnv:
+    """`num_envs` copies of the task `params` as a logged `VecEnv` for `openrl.rl.ppo.train`.
+
+    The parameters stay array leaves (`GymnaxParamsVecEnv`), so environments built from sampled
+    parameters stack and vmap: `jax.vmap(lambda k: vec_env(sample_params(k, "all"), 1024))(keys)`.
+    """
+    if not isinstance(params, EnvParams):
+        raise TypeError(f"params: expected gridworld EnvParams (see make_params, sample_params), got {params!r}")
+    return LogWrapper(GymnaxParamsVecEnv(GridWorld(), params, num_envs))

@@ -14,12 +14,15 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 from openrl.optim.layout import Context
 from openrl.optim.optimizer import AbstractOptimizer
 from openrl.rl.agent import ACTIVATIONS, ActorCritic
+from openrl.rl.analysis import analyse_update, init_momentum
 
 
 class PPOConfig(eqx.Module):
     """PPO hyper-parameters: numbers are PyTree leaves (vmappable), sizes are static.
 
     Presets: `PPOConfig.minatar()`, `PPOConfig.ant()`, `PPOConfig.gridworld()` (paper Table 3).
+    `record_stats=True` makes `train` record the update analysis of Appendix F in
+    `TrainResult.stats` (see `openrl.rl.analysis`); off, the run compiles without it.
     """
 
     gamma: float = 0.99
@@ -36,8 +39,11 @@ class PPOConfig(eqx.Module):
     width: int = eqx.field(static=True, default=64)
     depth: int = eqx.field(static=True, default=2)
     activation: str = eqx.field(static=True, default="relu")
+    record_stats: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
+        if not isinstance(self.record_stats, bool):
+            raise TypeError(f"PPOConfig.record_stats: expected a bool, got {self.record_stats!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "num_epochs", "width", "depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -103,7 +109,7 @@ class Transition(NamedTuple):
 
 class TrainResult(eqx.Module):
     """Curves over PPO iterations, the final return (the meta-training fitness), the trained agent
-    and the optimizer's final state."""
+    and the optimizer's final state; `stats` holds the Appendix F curves when recorded, else `{}`."""
 
     agent: ActorCritic
     opt_state: PyTree
@@ -120,6 +126,7 @@ class _RunState(NamedTuple):
     obs: Array
     last_return: Float[Array, ""]
     key: PRNGKeyArray
+    momentum: Float[Array, "k n"] | None = None
 
 
 def make_agent(config: PPOConfig, env: Any, key: PRNGKeyArray) -> ActorCritic:
@@ -187,38 +194,48 @@ def dormant_fraction(activity: tuple[Float[Array, " _width"], ...]) -> Float[Arr
 
 def update_epochs(static: ActorCritic, config: PPOConfig, optimizer: AbstractOptimizer, iteration: Int[Array, ""],
                   run: _RunState, batch: Transition, advantages, targets):
-    """`num_epochs` passes of minibatch updates over one batch."""
+    """`num_epochs` passes of minibatch updates over one batch; also the mean analysis stats if recorded."""
     flat = lambda x: x.reshape((config.batch_size,) + x.shape[2:])  # noqa: E731
     data = (jax.tree.map(flat, batch), flat(advantages), flat(targets))
     hidden_layers = [i for i in range(2 * (config.depth + 1)) if i % (config.depth + 1) != config.depth]
     clip = optax.clip_by_global_norm(config.max_grad_norm)
+    actor_mask = eqx.combine(run.params, static).layout().actor_mask() if config.record_stats else None
 
     def minibatch_update(carry, minibatch):
-        params, opt_state, key, epoch = carry
+        params, opt_state, key, epoch, momentum = carry
         key, opt_key = jax.random.split(key)
-        (_, activity), grads = jax.value_and_grad(ppo_loss, has_aux=True)(params, static, config, *minibatch)
+        (loss, activity), grads = jax.value_and_grad(ppo_loss, has_aux=True)(params, static, config, *minibatch)
         grads, _ = clip.update(grads, optax.EmptyState())
-        ctx = Context(iteration=iteration, epoch=epoch, activations=activity,
-                      num_iterations=config.num_iterations, num_epochs=config.num_epochs)
-        updates, opt_state = optimizer.update(grads, opt_state, params, ctx=ctx, key=opt_key)
+        ctx = Context(iteration=iteration, epoch=epoch, activations=activity, loss=loss,
+                      num_iterations=config.num_iterations, num_epochs=config.num_epochs,
+                      num_updates=config.num_iterations * config.num_epochs * config.num_minibatches)
+        if config.record_stats:
+            updates, opt_state, stats = optimizer.update_with_stats(grads, opt_state, params, ctx=ctx, key=opt_key)
+            momentum, stats = analyse_update(momentum, grads, params, updates, stats, actor_mask)
+        else:
+            updates, opt_state = optimizer.update(grads, opt_state, params, ctx=ctx, key=opt_key)
+            stats = {}
         params = optax.apply_updates(params, updates)
         dormant = dormant_fraction(tuple(activity[i] for i in hidden_layers))
-        return (params, opt_state, key, epoch), dormant
+        return (params, opt_state, key, epoch, momentum), (dormant, stats)
 
     def epoch_update(carry, epoch):
-        params, opt_state, key = carry
+        params, opt_state, key, momentum = carry
         key, perm_key = jax.random.split(key)
         permutation = jax.random.permutation(perm_key, config.batch_size)
         shuffled = jax.tree.map(
             lambda x: x[permutation].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), data
         )
-        (params, opt_state, key, _), dormant = jax.lax.scan(minibatch_update, (params, opt_state, key, epoch), shuffled)
-        return (params, opt_state, key), dormant
+        (params, opt_state, key, _, momentum), out = jax.lax.scan(
+            minibatch_update, (params, opt_state, key, epoch, momentum), shuffled
+        )
+        return (params, opt_state, key, momentum), out
 
-    (params, opt_state, key), dormant = jax.lax.scan(
-        epoch_update, (run.params, run.opt_state, run.key), jnp.arange(config.num_epochs)
+    (params, opt_state, key, momentum), (dormant, stats) = jax.lax.scan(
+        epoch_update, (run.params, run.opt_state, run.key, run.momentum), jnp.arange(config.num_epochs)
     )
-    return run._replace(params=params, opt_state=opt_state, key=key), dormant[-1, -1]
+    stats = {name: value.mean() for name, value in stats.items()}
+    return run._replace(params=params, opt_state=opt_state, key=key, momentum=momentum), dormant[-1, -1], stats
 
 
 def train(config: PPOConfig, optimizer: AbstractOptimizer, env: Any, key: PRNGKeyArray) -> TrainResult:
@@ -227,19 +244,22 @@ def train(config: PPOConfig, optimizer: AbstractOptimizer, env: Any, key: PRNGKe
     agent = make_agent(config, env, agent_key)
     params, static = eqx.partition(agent, eqx.is_inexact_array)
     obs, env_state = env.reset(reset_key)
-    run = _RunState(params, optimizer.init(params, agent.layout()), env_state, obs, jnp.zeros(()), run_key)
+    layout = agent.layout()
+    momentum = init_momentum(layout.num_params) if config.record_stats else None
+    run = _RunState(params, optimizer.init(params, layout), env_state, obs, jnp.zeros(()), run_key, momentum)
 
     def iteration(run: _RunState, i: Int[Array, ""]):
         run, batch = rollout(static, env, config, run)
         _, last_value, _ = eqx.combine(run.params, static)(run.obs)
         advantages, targets = gae(config, batch, last_value)
-        run, dormant = update_epochs(static, config, optimizer, i, run, batch, advantages, targets)
+        run, dormant, stats = update_epochs(static, config, optimizer, i, run, batch, advantages, targets)
         finished = batch.episode_done.sum()
         mean_return = jnp.where(
             finished > 0, (batch.episode_return * batch.episode_done).sum() / jnp.maximum(finished, 1), run.last_return
         )
-        return run._replace(last_return=mean_return), (mean_return, dormant)
+        return run._replace(last_return=mean_return), (mean_return, dormant, stats)
 
-    run, (returns, dormancy) = jax.lax.scan(iteration, run, jnp.arange(config.num_iterations))
+    run, (returns, dormancy, stats) = jax.lax.scan(iteration, run, jnp.arange(config.num_iterations))
     agent = eqx.combine(run.params, static)
-    return TrainResult(agent=agent, opt_state=run.opt_state, returns=returns, dormancy=dormancy, final_return=returns[-1], stats={})
+    return TrainResult(agent=agent, opt_state=run.opt_state, returns=returns, dormancy=dormancy, final_return=returns[-1],
+                       stats=stats)

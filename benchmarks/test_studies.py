@@ -1,0 +1,39 @@
+"""The paper's Section 7 studies at a budget one machine affords: ablations (Figure 5) and Deep Sea (Figures 6, 17).
+
+`--budget` scales the environment steps per run; the numbers of optimizers, generations and seeds
+stay small (the paper's: 17 x 250 generations x 64 seeds; 48 generations x 128 seeds).
+"""
+
+import pathlib
+
+import pytest
+
+from openrl.eval.ablation import deep_sea_config, deep_sea_study, run_ablations
+from openrl.meta import MetaConfig, OpenES, make_task
+from openrl.rl.ppo import PPOConfig
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+@pytest.mark.timeout(4 * 3600)
+def test_ablations_on_short_breakout(record, budget, seeds):
+    total = int(65_536 * budget)
+    task = make_task("Breakout-MinAtar", PPOConfig.minatar(total_timesteps=total))
+    rows = run_ablations(task, OpenES(population_size=8), RESULTS / f"ablation_{total}", num_optimizers=2,
+                         meta_config=MetaConfig(generations=8, eval_every=0), seeds=seeds or 8)
+    record(f"ablation_breakout_{total}", {
+        row.name: f"return IQM {row.return_iqm.estimate:.2f} [{row.return_iqm.lower:.2f}, {row.return_iqm.upper:.2f}], "
+                  f"dormancy {row.dormancy.estimate:.3f}"
+        for row in rows
+    })
+
+
+@pytest.mark.timeout(4 * 3600)
+def test_deep_sea_learned_noise(record, budget, seeds):
+    total = int(32_768 * budget)
+    study = deep_sea_study(OpenES(population_size=8), RESULTS / f"deep_sea_{total}", config=deep_sea_config(total),
+                           meta_config=MetaConfig(generations=8, eval_every=0), seeds=seeds or 16)
+    record(f"deep_sea_{total}", {
+        f"size {size}": f"IQM gain of learned noise {gain.estimate:.3f} [{gain.lower:.3f}, {gain.upper:.3f}]"
+        for size, gain in zip(study.sizes, study.improvement)
+    })
