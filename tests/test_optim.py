@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import openrl as orl
+from openrl import plugins
 from openrl.optim import presets
 from openrl.optim.features import FeatureInputs, neuron_scores
 from openrl.rl.agent import ActorCritic
@@ -18,7 +19,32 @@ OPTIMIZERS = {
     "adam": presets.adam,
     "rmsprop": presets.rmsprop,
     "lion": presets.lion,
+    "optim4rl": lambda: presets.optim4rl(key=jax.random.key(6)),
 }
+
+
+def _plugin_optimizers() -> dict:
+    """Every installed third-party feature and head inside an optimizer, so the contract covers plugins too.
+
+    Plugin features and heads are built with their defaults; features sit beside `Gradient`, heads
+    take the same inputs as `MagnitudeHead`'s network.
+    """
+    found = {}
+    for group in ("openrl.features", "openrl.heads"):
+        for name, info in plugins.available(group).items():
+            if info.package == "openrl":
+                continue
+            if group == "openrl.features":
+                make = lambda name=name: orl.Optimizer(  # noqa: E731
+                    [plugins.load("openrl.features", name)(), orl.Gradient()], orl.MagnitudeHead(), key=jax.random.key(7))
+            else:
+                make = lambda name=name: orl.Optimizer(  # noqa: E731
+                    [orl.Momentum(), orl.Gradient()], plugins.load("openrl.heads", name)(), key=jax.random.key(7))
+            found[f"{info.package}:{name}"] = make
+    return found
+
+
+OPTIMIZERS.update(_plugin_optimizers())
 LEARNED = ["open", "no_features", "open_large"]
 
 
