@@ -124,6 +124,11 @@ def test_evaluate_command(tmp_path, capsys):
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(eqx.filter(loaded, eqx.is_array)),
                                                     jax.tree.leaves(eqx.filter(saved, eqx.is_array))))
     assert optimizer_from_spec("Tuned=adam", "freeway")[0] == "Tuned"
+    preset = {"version": 1, "optimizer": "lion", "anneal": False, "hyperparams": {"learning_rate": 3e-4, "b1": 0.9}}
+    (tmp_path / "lion-cartpole.json").write_text(json.dumps(preset))
+    label, swept = optimizer_from_spec(str(tmp_path / "lion-cartpole.json"), None)
+    assert label == "lion-cartpole" and swept.factory is optax.lion and not swept.anneal
+    assert float(swept.hyperparams["learning_rate"]) == pytest.approx(3e-4)
     with pytest.raises(ValueError, match="does not hold a 'adam' optimizer"):
         optimizer_from_spec(f"adam:{tmp_path / 'nf.eqx'}", "breakout")
 

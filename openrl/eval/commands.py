@@ -21,8 +21,9 @@ TUNED_FOR = {"Breakout-MinAtar": "breakout", "Asterix-MinAtar": "asterix", "Free
 
 OPTIMIZER_HELP = (
     "an optimizer, [LABEL=]SPEC, repeatable; SPEC is a registered name (adam, rmsprop, lion, no_features, open, "
-    "...: see `openrl plugins`), a released OPEN weights file (*.npy), or PRESET:PATH for a meta-trained "
-    "optimizer saved by `openrl meta-train` (e.g. no_features:runs/nf/best.eqx)"
+    "...: see `openrl plugins`), a released OPEN weights file (*.npy), the best values of `openrl sweep` "
+    "(*.json), or PRESET:PATH for a meta-trained optimizer saved by `openrl meta-train` "
+    "(e.g. no_features:runs/nf/best.eqx)"
 )
 
 
@@ -33,7 +34,7 @@ def _preset(name: str, tuned_for: str | None) -> AbstractOptimizer:
         raise ValueError(
             f"--optimizer: unknown optimizer {name!r}; expected one of "
             f"{sorted(plugins.available('openrl.optimizers'))}, "
-            "a *.npy weights file or PRESET:PATH"
+            "a *.npy weights file, a *.json sweep preset or PRESET:PATH"
         )
     factory = plugins.load("openrl.optimizers", name)
     if "env" in inspect.signature(factory).parameters:
@@ -52,6 +53,10 @@ def optimizer_from_spec(spec: str, tuned_for: str | None) -> tuple[str, Abstract
         from openrl.optim.pretrained import load_pretrained
 
         return label or os.path.splitext(os.path.basename(body))[0], load_pretrained(body)
+    if body.endswith(".json"):
+        from openrl.optim.presets import from_sweep
+
+        return label or os.path.splitext(os.path.basename(body))[0], from_sweep(body)
     if ":" in body:
         name, path = body.split(":", 1)
         if not os.path.isfile(path):
