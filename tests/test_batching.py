@@ -7,7 +7,7 @@ import numpy as np
 
 import openrl as orl
 from openrl.optim import presets
-from openrl.optim.batching import unbatched_on_cpu
+from openrl.optim.batching import MAX_UNROLLED_MEMBERS, unbatched_on_cpu
 from openrl.rl.agent import ActorCritic
 
 
@@ -30,6 +30,8 @@ def test_vmap_equals_each_member_alone_for_shared_and_batched_arguments():
     nested = jax.vmap(jax.vmap(affine, in_axes=(None, 0)), in_axes=(0, None))(ws, xs)
     assert nested["y"].shape == (4, 4, 3)
     np.testing.assert_array_equal(nested["y"][1, 2], xs[1] * xs[2] - xs[1])
+    many = jnp.arange(3.0 * (MAX_UNROLLED_MEMBERS + 2)).reshape(-1, 3)  # past the unrolling cap: a lax.map
+    np.testing.assert_array_equal(jax.jit(jax.vmap(affine, in_axes=(None, 0)))(w, many)["y"], w["a"][None] * many + w["b"][None])
 
 
 def test_vmapped_learned_update_matches_single_seeds():
