@@ -18,7 +18,8 @@ def test_pretrained_breakout_versus_adam(record, budget, seeds, total_timesteps,
     total = int(total_timesteps * budget)
     task = make_task("Breakout-MinAtar", orl.PPOConfig.minatar(total_timesteps=total))
     report = orl.evaluate({"OPEN (released)": orl.load_pretrained(WEIGHTS), "Adam (tuned)": orl.presets.adam("breakout")},
-                          task, seeds=seeds or 16, out_dir=pathlib.Path(__file__).parent / "results" / f"fidelity_{total}")
+                          task, seeds=seeds or 16, out_dir=pathlib.Path(__file__).parent / "results" / f"fidelity_{total}",
+                          seeds_per_call=4, analysis=False)
     numbers = {"total_timesteps": total, "seeds": seeds or 16}
     for name, intervals in report.summary.items():
         i = intervals["iqm"]

@@ -62,9 +62,37 @@ def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch
         evaluate(OPTIMIZERS, TASK, seeds=3, seed=1, out_dir=tmp_path, progress=False)
 
 
+def test_evaluation_in_calls_of_fewer_seeds_keeps_each_call_and_resumes(tmp_path, monkeypatch):
+    whole = evaluate({"Adam": presets.adam()}, TASK, seeds=3, progress=False)
+    train_seeds, calls = evaluate_module._train_seeds, []
+
+    def counted(task, optimizer, keys):
+        calls.append(len(keys))
+        if calls == [2, 1]:
+            raise KeyboardInterrupt
+        return train_seeds(task, optimizer, keys)
+
+    monkeypatch.setattr(evaluate_module, "_train_seeds", counted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate({"Adam": presets.adam()}, TASK, seeds=3, out_dir=tmp_path, progress=False, seeds_per_call=2,
+                 analysis=False)
+    assert [json.loads(line)["seed"] for line in (tmp_path / "results.jsonl").read_text().splitlines()] == [0, 1]
+    calls.clear()
+    resumed = evaluate({"Adam": presets.adam()}, TASK, seeds=3, out_dir=tmp_path, progress=False, seeds_per_call=2,
+                       analysis=False)
+    assert calls == [1]  # only the missing seed
+    # The same seeds give the same runs however they are batched, and the analysis does not change them.
+    np.testing.assert_allclose(resumed.scores("Adam", "bandit"), whole.scores("Adam", "bandit"), rtol=1e-5)
+    assert all(r.stats == {} for r in resumed.runs)
+    assert not (tmp_path / "cosine_similarity.png").exists() and (tmp_path / "returns.png").exists()
+    assert "cosine_similarity.png" not in (tmp_path / "summary.md").read_text()
+
+
 def test_bad_evaluation_input(tmp_path):
     with pytest.raises(ValueError, match="seeds: expected a positive int, got 0"):
         evaluate(OPTIMIZERS, TASK, seeds=0)
+    with pytest.raises(ValueError, match="seeds_per_call: expected a positive int or None, got 0"):
+        evaluate(OPTIMIZERS, TASK, seeds=2, seeds_per_call=0)
     # Our message; under the tests' runtime type checking (conftest), beartype's, naming the parameter.
     with pytest.raises(TypeError, match=r"tasks\[0\]: expected an openrl Task, got 'breakout'|parameter 'tasks'"):
         evaluate(OPTIMIZERS, ["breakout"], seeds=2)

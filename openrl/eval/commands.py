@@ -87,6 +87,10 @@ def add_commands(commands: Any) -> None:
     evaluate.add_argument("--total-timesteps", type=_positive_int, default=None, help="environment steps per run")
     evaluate.add_argument("--seeds", type=_positive_int, default=16)
     evaluate.add_argument("--seed", type=int, default=0, help="base seed of the runs' keys")
+    evaluate.add_argument("--seeds-per-call", type=_positive_int, default=None,
+                          help="seeds vmapped per compiled call, each call's runs stored as it ends (default: all)")
+    evaluate.add_argument("--no-analysis", dest="analysis", action="store_false",
+                          help="skip recording Appendix F's update analysis (faster; no cosine/magnitude figures)")
     evaluate.add_argument("--reference", default=None, help="optimizer to normalise by (default: Adam, else the first)")
     evaluate.add_argument("--out", required=True, help="report directory; its stored runs are reused")
 
@@ -134,7 +138,8 @@ def run_command(args: argparse.Namespace) -> None:
             )
         config = _ppo_config(args.ppo, args.total_timesteps)
         tasks = [make_task(env, config) for env in args.env]
-        report = evaluate(optimizers, tasks, args.seeds, seed=args.seed, out_dir=args.out, reference=args.reference)
+        report = evaluate(optimizers, tasks, args.seeds, seed=args.seed, out_dir=args.out, reference=args.reference,
+                          seeds_per_call=args.seeds_per_call, analysis=args.analysis)
         print(report.table())
         print(f"wrote {args.out}/summary.md, results.jsonl and figures")
         return

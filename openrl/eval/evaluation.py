@@ -151,10 +151,15 @@ def evaluate(
     out_dir: str | os.PathLike | None = None,
     reference: str | None = None,
     progress: bool = True,
+    seeds_per_call: int | None = None,
+    analysis: bool = True,
 ) -> Report:
     """Train every optimizer on every task over `seeds` seeds (vmapped; the same seeds for all).
 
-    Every run also records the update analysis of Appendix F. `reference` names the optimizer
+    With `analysis`, every run also records the update analysis of Appendix F (it costs time,
+    not results). `seeds_per_call` vmaps that many seeds per compiled call (default: all),
+    storing each call's runs as it ends, so long evaluations lose at most one call's work
+    and can pick a batch size that suits the machine. `reference` names the optimizer
     the report normalises by and compares with (default: "Adam" if given, else the first).
     With `out_dir`: `results.jsonl` (one tidy row per run) and the report of
     `openrl.eval.report.write_report` (`summary.md` and PNG figures). Runs already in
@@ -163,6 +168,10 @@ def evaluate(
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds: expected a positive int, got {seeds!r}")
+    if seeds_per_call is None:
+        seeds_per_call = seeds
+    if not isinstance(seeds_per_call, int) or seeds_per_call < 1:
+        raise ValueError(f"seeds_per_call: expected a positive int or None, got {seeds_per_call!r}")
     if not optimizers:
         raise ValueError("optimizers: expected at least one named optimizer")
     for name, optimizer in optimizers.items():
@@ -172,7 +181,7 @@ def evaluate(
         reference = "Adam" if "Adam" in optimizers else next(iter(optimizers))
     elif reference not in optimizers:
         raise ValueError(f"reference: {reference!r} is not one of the optimizers {list(optimizers)}")
-    tasks = [_recording(t) for t in _tasks(tasks)]
+    tasks = [_recording(t) if analysis else t for t in _tasks(tasks)]
     path = None if out_dir is None else os.path.join(out_dir, "results.jsonl")
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
@@ -186,13 +195,19 @@ def evaluate(
             )
     done = {(r.optimizer, r.task, r.seed) for r in runs}
     keys = jax.random.split(jax.random.key(seed), seeds)
-    jobs = [(n, t) for t in tasks for n in optimizers if any((n, t.name, s) not in done for s in range(seeds))]
-    for name, task in tqdm(jobs, desc="evaluate", disable=not progress or not jobs):
-        final, returns, dormancy, curves = jax.tree.map(np.asarray, _train_seeds(task, optimizers[name], keys))
+    jobs = [
+        (n, t, chunk)
+        for t in tasks for n in optimizers
+        for chunk in (range(s, min(s + seeds_per_call, seeds)) for s in range(0, seeds, seeds_per_call))
+        if any((n, t.name, s) not in done for s in chunk)
+    ]
+    for name, task, chunk in tqdm(jobs, desc="evaluate", disable=not progress or not jobs):
+        final, returns, dormancy, curves = jax.tree.map(
+            np.asarray, _train_seeds(task, optimizers[name], keys[chunk.start:chunk.stop]))
         new = [
-            Run(name, task.name, s, float(final[s]), returns[s].tolist(), dormancy[s].tolist(), task.config.batch_size,
-                {k: v[s].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)])
-            for s in range(seeds) if (name, task.name, s) not in done
+            Run(name, task.name, s, float(final[i]), returns[i].tolist(), dormancy[i].tolist(), task.config.batch_size,
+                {k: v[i].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)])
+            for i, s in enumerate(chunk) if (name, task.name, s) not in done
         ]
         runs.extend(new)
         if path:

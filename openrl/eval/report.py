@@ -26,6 +26,9 @@ from openrl.eval.evaluation import Report
 from openrl.eval.plots import plot_curve_grid, plot_curves, plot_interval_bars
 from openrl.rl.analysis import ANALYSIS_DECAYS
 
+ANALYSIS_FIGURES = ("cosine_similarity.png", "update_magnitude.png", "noise_magnitude.png")
+"""Written only when every run recorded the update analysis (`evaluate(..., analysis=True)`)."""
+
 FIGURES = {
     "final_return_iqm.png": "IQM of final return per task, 95% CIs (paper Figure 2)",
     "normalised_aggregate.png": "aggregate reference-normalised IQM, mean and optimality gap (Figure 3)",
@@ -82,6 +85,10 @@ def improvement_over_reference(report: Report) -> dict[str, stats.Interval]:
     }
 
 
+def _has_analysis(report: Report) -> bool:
+    return all(r.stats for r in report.runs)
+
+
 def summary_markdown(report: Report) -> str:
     """The Markdown summary: per-task IQMs, aggregates, probability of improvement and the figures."""
     seeds = len({r.seed for r in report.runs})
@@ -111,12 +118,13 @@ def summary_markdown(report: Report) -> str:
                   "P(X > Y): the chance that a run of X beats a run of Y on the same task (ties count 1/2), "
                   "averaged over tasks.", "", f"| X | P(X > {report.reference}) [95% CI] |", "|---|---|"]
         lines += [f"| {name} | {_cell(interval)} |" for name, interval in improvements.items()]
-    lines += ["", "## Figures", ""] + [f"- `{name}`: {text}" for name, text in FIGURES.items()] + [""]
+    written = {n: t for n, t in FIGURES.items() if _has_analysis(report) or n not in ANALYSIS_FIGURES}
+    lines += ["", "## Figures", ""] + [f"- `{name}`: {text}" for name, text in written.items()] + [""]
     return "\n".join(lines)
 
 
 def write_report(report: Report, out_dir: str | os.PathLike) -> None:
-    """Write `summary.md` and every figure of `FIGURES` into `out_dir`."""
+    """Write `summary.md` and every figure of `FIGURES` into `out_dir` (Appendix F's only if every run has them)."""
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
         f.write(summary_markdown(report))
     plot_interval_bars(per_task_iqm(report), os.path.join(out_dir, "final_return_iqm.png"), xlabel="IQM final return")
@@ -133,6 +141,9 @@ def write_report(report: Report, out_dir: str | os.PathLike) -> None:
             curves = {name: report.curves(name, task, quantity) for name in report.optimizers}
             plot_curves(curves, os.path.join(out_dir, f"{quantity}{suffix}.png"), ylabel=ylabel,
                         steps_per_point=steps[task])
+
+    if not _has_analysis(report):
+        return
 
     def grid(rows: dict[str, str]) -> dict:
         return {label: {task: {name: report.curves(name, task, stat) for name in report.optimizers}
