@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--resume", action="store_true", help="continue an interrupted quickstart in --out")
 
     meta = commands.add_parser("meta-train", help="meta-train a learned optimizer with OpenAI-ES")
-    meta.add_argument("--env", required=True, help="environment name (see `openrl envs`)")
+    target = meta.add_mutually_exclusive_group(required=True)
+    target.add_argument("--env", help="environment name (see `openrl envs`)")
+    target.add_argument("--distribution", help="gridworld distribution: a new task per run, antithetic pairs sharing "
+                                               "one (e.g. all, the paper's; see openrl.meta.suites.GRIDWORLDS)")
     meta.add_argument("--ppo", default="minatar", choices=["minatar", "ant", "gridworld", "cartpole"],
                       help="PPO preset (paper Table 3, or the quickstart's cartpole)")
     meta.add_argument("--total-timesteps", type=_positive_int, default=None, help="environment steps per run")
@@ -122,7 +125,7 @@ def learned_optimizer(spec: str, head: str):
 
 
 def _meta_train(args: argparse.Namespace) -> None:
-    from openrl.meta import MetaConfig, OpenES, make_task, meta_train
+    from openrl.meta import MetaConfig, OpenES, make_task, meta_train, suites
     from openrl.rl.ppo import PPOConfig
 
     overrides = {} if args.total_timesteps is None else {"total_timesteps": args.total_timesteps}
@@ -130,7 +133,10 @@ def _meta_train(args: argparse.Namespace) -> None:
     learner = OpenES(population_size=args.population, sigma_init=args.sigma, sigma_decay=args.sigma_decay,
                      learning_rate=args.lr, lr_decay=args.lr_decay)
     optimizer = learned_optimizer(args.optimizer, args.head)
-    task = make_task(args.env, config)
+    if args.distribution is not None:
+        task = suites.gridworld_task(args.distribution, config)
+    else:
+        task = make_task(args.env, config)
     meta_config = MetaConfig(generations=args.generations, seed=args.seed, num_rollouts=args.rollouts,
                              eval_every=args.eval_every, eval_seeds=args.eval_seeds,
                              checkpoint_every=args.checkpoint_every)

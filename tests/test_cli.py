@@ -2,6 +2,9 @@
 
 import json
 
+import numpy as np
+import pytest
+
 from openrl.cli import learned_optimizer, main
 from openrl.optim import presets
 
@@ -29,6 +32,20 @@ def test_meta_train_runs_and_resumes(tmp_path, capsys):
     assert [r["generation"] for r in lines] == [1, 2]
     assert main(args + ["--generations", "2"]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_meta_train_on_a_gridworld_distribution(tmp_path, capsys):
+    args = ["meta-train", "--distribution", "rand_dense", "--ppo", "gridworld", "--total-timesteps", "20480",
+            "--population", "2", "--generations", "1", "--eval-every", "0", "--out", str(tmp_path)]
+    assert main(args) == 0
+    (line,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert line["generation"] == 1 and np.isfinite(line["fitness_mean"])
+    assert main(["meta-train", "--distribution", "mazes", "--ppo", "gridworld", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown gridworld distribution 'mazes'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit):
+        main(["meta-train", "--distribution", "all", "--env", "CartPole-v1", "--out", str(tmp_path / "x")])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_named(tmp_path, capsys):

@@ -176,6 +176,18 @@ def test_bad_meta_config():
         orl.meta.MultiTask([QuadraticTask(), QuadraticTask()], [1.0, 0.0])
 
 
+def test_reference_returns_train_each_seed_on_its_own_draw():
+    optimizer = small_optimizer()
+    theta = jax.flatten_util.ravel_pytree(eqx.filter(optimizer, eqx.is_inexact_array))[0]
+    keys = jax.random.split(jax.random.key(3), 4)
+    offsets = [float(QuadraticTask(offsets=True).sample(jax.random.fold_in(k, 1)).value) for k in keys]
+    assert len(set(offsets)) == 4
+    fixed, drawn = orl.meta.reference_returns([QuadraticTask(), QuadraticTask(offsets=True)], lambda task: optimizer,
+                                              seeds=4, key=jax.random.key(3))
+    assert fixed == pytest.approx(-float(jnp.sum((theta - 0.5) ** 2)))
+    assert drawn == pytest.approx(fixed + np.mean(offsets), rel=1e-5)
+
+
 def test_distribution_task_samples_environments():
     task = DistributionTask(name="offsets", config=PPOConfig(total_timesteps=1024, num_envs=8, num_steps=128),
                             sampler=lambda key: Offset(jax.random.uniform(key)))

@@ -142,6 +142,9 @@ def test_evaluate_command(tmp_path, capsys):
     assert "--tuned-for" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*common[:-4], "--seeds", "0", "--env", "CartPole-v1", "--optimizer", "adam", "--out", str(out)])
-    assert main([*common, "--env", "CartPole-v1", "--optimizer", "Tuned Adam=adam", "--tuned-for", "breakout"]) == 0
+    assert main([*common, "--env", "CartPole-v1", "--optimizer", "Tuned Adam=adam", "--tuned-for", "breakout",
+                 "--seeds-per-call", "1", "--no-analysis"]) == 0
     assert "| Tuned Adam |" in (out / "summary.md").read_text()
-    assert len((out / "results.jsonl").read_text().splitlines()) == 2
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in rows] == [0, 1] and all(r["stats"] == {} for r in rows)
+    assert not (out / "cosine_similarity.png").exists()

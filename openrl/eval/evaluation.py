@@ -138,7 +138,7 @@ def _recording(task: Task) -> Task:
 @eqx.filter_jit
 def _train_seeds(task: Task, optimizer: AbstractOptimizer, keys: jax.Array):
     """Each seed trains on its own draw of the task (a fixed task is the same environment for all)."""
-    results = eqx.filter_vmap(lambda k: task.run(optimizer, task.sample(jax.random.fold_in(k, 1)), k))(keys)
+    results = eqx.filter_vmap(lambda k: task.run_own_draw(optimizer, k))(keys)
     return results.final_return, results.returns, results.dormancy, results.stats
 
 

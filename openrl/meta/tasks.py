@@ -32,6 +32,10 @@ class Task(eqx.Module):
         """Train a fresh agent with `optimizer` on `env`."""
         return train(self.config, optimizer, env, key)
 
+    def run_own_draw(self, optimizer: AbstractOptimizer, key: PRNGKeyArray) -> TrainResult:
+        """Train on an environment drawn from `key` itself, so seeds of a distribution see different tasks."""
+        return self.run(optimizer, self.sample(jax.random.fold_in(key, 1)), key)
+
 
 class EnvTask(Task):
     """A single environment with a PPO configuration."""
@@ -86,11 +90,11 @@ class MultiTask(eqx.Module):
 
 def reference_returns(tasks: Sequence[Task], optimizer_for: Callable[[Task], AbstractOptimizer], seeds: int,
                       key: PRNGKeyArray) -> list[float]:
-    """Mean final return of a reference optimizer (e.g. tuned Adam) on each task, for `MultiTask`."""
+    """Mean final return of a reference optimizer (e.g. tuned Adam) on each task, for `MultiTask`;
+    each seed of a distribution trains on its own draw."""
     out = []
     for task in tasks:
         keys = jax.random.split(key, seeds)
-        env = task.sample(key)
-        results = eqx.filter_jit(eqx.filter_vmap(lambda k: task.run(optimizer_for(task), env, k)))(keys)
+        results = eqx.filter_jit(eqx.filter_vmap(lambda k: task.run_own_draw(optimizer_for(task), k)))(keys)
         out.append(float(results.final_return.mean()))
     return out
