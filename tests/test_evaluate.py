@@ -101,5 +101,5 @@ def test_bad_evaluation_input(tmp_path):
     with pytest.raises(ValueError, match=r"reference: 'Adamw' is not one of the optimizers \['Adam', 'Lion'\]"):
         evaluate(OPTIMIZERS, TASK, seeds=2, reference="Adamw")
     (tmp_path / "results.jsonl").write_text(json.dumps({"version": 0, "optimizer": "Adam"}) + "\n")
-    with pytest.raises(ValueError, match="results.jsonl:1: results of format version 0, expected 2"):
+    with pytest.raises(ValueError, match="results.jsonl:1: results of format version 0, expected 3"):
         evaluate(OPTIMIZERS, TASK, seeds=2, out_dir=tmp_path, progress=False)

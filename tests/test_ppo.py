@@ -7,10 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from optax.tree import norm as tree_norm
 
 import openrl as orl
 from openrl.optim import presets
-from openrl.rl.ppo import PPOConfig, train
+from openrl.rl.agent import ActorCritic
+from openrl.rl.ppo import PPOConfig, clip_gradients, train
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from probe_envs import OneStepProbe  # noqa: E402
@@ -48,6 +50,27 @@ class CountingOptimizer(orl.AbstractOptimizer):
         assert tuple(a.shape[0] for a in ctx.activations) == (16, 16, 2, 16, 16, 1)
         assert (ctx.num_iterations, ctx.num_epochs) == (3, 2)
         return jax.tree.map(jnp.zeros_like, grads), state.at[ctx.iteration, ctx.epoch].add(1)
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+def test_gradients_are_clipped_per_network_or_together(discrete):
+    agent = ActorCritic(3, 2, discrete=discrete, width=4, key=jax.random.key(0))
+    grads = eqx.filter(agent, eqx.is_inexact_array)
+
+    def norm(tree):
+        return float(tree_norm(tree))
+
+    actor_norm, critic_norm = norm((grads.actor, grads.log_std)), norm(grads.critic)
+    grads = eqx.tree_at(lambda g: g.critic, grads, jax.tree.map(lambda x: x * 4 * actor_norm / critic_norm,
+                                                                   grads.critic))  # critic norm = 4 x actor norm
+    per_network = clip_gradients(PPOConfig(max_grad_norm=0.5 * actor_norm), grads)
+    assert norm((per_network.actor, per_network.log_std)) == pytest.approx(0.5 * actor_norm, rel=1e-5)
+    assert norm(per_network.critic) == pytest.approx(0.5 * actor_norm, rel=1e-5)
+    together = clip_gradients(PPOConfig(max_grad_norm=0.5 * actor_norm, clip_per_network=False), grads)
+    assert norm(together) == pytest.approx(0.5 * actor_norm, rel=1e-5)
+    assert norm(together.critic) == pytest.approx(4 * norm((together.actor, together.log_std)), rel=1e-5)
+    unclipped = clip_gradients(PPOConfig(max_grad_norm=100 * actor_norm), grads)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(unclipped), jax.tree.leaves(grads)))
 
 
 def test_loop_gives_the_optimizer_its_step_counters():

@@ -18,8 +18,9 @@ from openrl.eval import stats
 from openrl.meta.tasks import Task
 from openrl.optim.optimizer import AbstractOptimizer
 
-RESULTS_VERSION = 2
-"""Bumped whenever the stored row format changes; older files are refused, not misread."""
+RESULTS_VERSION = 3
+"""Bumped whenever the stored rows' format or meaning changes; older files are refused, not misread.
+(3: returns are each environment's last finished episode's return, as OPEN's code logs them.)"""
 
 
 @dataclasses.dataclass(frozen=True)

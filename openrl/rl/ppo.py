@@ -23,6 +23,8 @@ class PPOConfig(eqx.Module):
     Presets: `PPOConfig.minatar()`, `PPOConfig.ant()`, `PPOConfig.gridworld()` (paper Table 3).
     `record_stats=True` makes `train` record the update analysis of Appendix F in
     `TrainResult.stats` (see `openrl.rl.analysis`); off, the run compiles without it.
+    `clip_per_network` clips the actor's and the critic's gradients to `max_grad_norm` each, as
+    OPEN's released training loop does; `False` clips one global norm over both (PureJaxRL).
     """
 
     gamma: float = 0.99
@@ -40,10 +42,12 @@ class PPOConfig(eqx.Module):
     depth: int = eqx.field(static=True, default=2)
     activation: str = eqx.field(static=True, default="relu")
     record_stats: bool = eqx.field(static=True, default=False)
+    clip_per_network: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
-        if not isinstance(self.record_stats, bool):
-            raise TypeError(f"PPOConfig.record_stats: expected a bool, got {self.record_stats!r}")
+        for name in ("record_stats", "clip_per_network"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"PPOConfig.{name}: expected a bool, got {getattr(self, name)!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "num_epochs", "width", "depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -104,12 +108,15 @@ class Transition(NamedTuple):
     log_prob: Float[Array, " e"]
     value: Float[Array, " e"]
     episode_return: Float[Array, " e"]
-    episode_done: Bool[Array, " e"]
 
 
 class TrainResult(eqx.Module):
     """Curves over PPO iterations, the final return (the meta-training fitness), the trained agent
-    and the optimizer's final state; `stats` holds the Appendix F curves when recorded, else `{}`."""
+    and the optimizer's final state; `stats` holds the Appendix F curves when recorded, else `{}`.
+
+    `returns[i]` is `episode_return` after iteration `i`: each environment's last finished
+    episode's return, averaged over environments, as OPEN's and PureJaxRL's loops log it.
+    """
 
     agent: ActorCritic
     opt_state: PyTree
@@ -124,7 +131,6 @@ class _RunState(NamedTuple):
     opt_state: PyTree
     env_state: PyTree
     obs: Array
-    last_return: Float[Array, ""]
     key: PRNGKeyArray
     momentum: Float[Array, "k n"] | None = None
 
@@ -147,12 +153,17 @@ def rollout(static: ActorCritic, env: Any, config: PPOConfig, run: _RunState) ->
         policy, value, _ = agent(obs)
         action, log_prob = agent.sample(action_key, policy)
         next_obs, env_state, reward, done, info = env.step(step_key, env_state, action)
-        transition = Transition(obs, action, reward, done, log_prob, value,
-                                info["returned_episode_returns"], info["returned_episode"])
+        transition = Transition(obs, action, reward, done, log_prob, value, info["returned_episode_returns"])
         return (env_state, next_obs, key), transition
 
     (env_state, obs, key), batch = jax.lax.scan(step, (run.env_state, run.obs, run.key), length=config.num_steps)
     return run._replace(env_state=env_state, obs=obs, key=key), batch
+
+
+def episode_return(batch: Transition) -> Float[Array, ""]:
+    """Each environment's last finished episode's return (0 before its first) at the batch's last step,
+    averaged over environments: PureJaxRL's `returned_episode_returns[-1].mean()`, OPEN's fitness."""
+    return batch.episode_return[-1].mean()
 
 
 def gae(config: PPOConfig, batch: Transition, last_value: Float[Array, " e"]):
@@ -186,6 +197,17 @@ def ppo_loss(params: PyTree, static: ActorCritic, config: PPOConfig, minibatch: 
     return loss, jax.lax.stop_gradient(activity)
 
 
+def clip_gradients(config: PPOConfig, grads: PyTree) -> PyTree:
+    """Scale gradients to global norm at most `max_grad_norm`: the actor's (with its log-std) and the
+    critic's separately if `config.clip_per_network`, else all together."""
+    clip = lambda tree: optax.clip_by_global_norm(config.max_grad_norm).update(tree, optax.EmptyState())[0]  # noqa: E731
+    if not config.clip_per_network:
+        return clip(grads)
+    actor, log_std = clip((grads.actor, grads.log_std))
+    grads = eqx.tree_at(lambda g: (g.actor, g.critic), grads, (actor, clip(grads.critic)))
+    return grads if log_std is None else eqx.tree_at(lambda g: g.log_std, grads, log_std)
+
+
 def dormant_fraction(activity: tuple[Float[Array, " _width"], ...]) -> Float[Array, ""]:
     """Fraction of hidden neurons that are τ=0 dormant (never active on the minibatch)."""
     hidden = jnp.concatenate(activity)
@@ -198,14 +220,13 @@ def update_epochs(static: ActorCritic, config: PPOConfig, optimizer: AbstractOpt
     flat = lambda x: x.reshape((config.batch_size,) + x.shape[2:])  # noqa: E731
     data = (jax.tree.map(flat, batch), flat(advantages), flat(targets))
     hidden_layers = [i for i in range(2 * (config.depth + 1)) if i % (config.depth + 1) != config.depth]
-    clip = optax.clip_by_global_norm(config.max_grad_norm)
     actor_mask = eqx.combine(run.params, static).layout().actor_mask() if config.record_stats else None
 
     def minibatch_update(carry, minibatch):
         params, opt_state, key, epoch, momentum = carry
         key, opt_key = jax.random.split(key)
         (loss, activity), grads = jax.value_and_grad(ppo_loss, has_aux=True)(params, static, config, *minibatch)
-        grads, _ = clip.update(grads, optax.EmptyState())
+        grads = clip_gradients(config, grads)
         ctx = Context(iteration=iteration, epoch=epoch, activations=activity, loss=loss,
                       num_iterations=config.num_iterations, num_epochs=config.num_epochs,
                       num_updates=config.num_iterations * config.num_epochs * config.num_minibatches)
@@ -246,18 +267,14 @@ def train(config: PPOConfig, optimizer: AbstractOptimizer, env: Any, key: PRNGKe
     obs, env_state = env.reset(reset_key)
     layout = agent.layout()
     momentum = init_momentum(layout.num_params) if config.record_stats else None
-    run = _RunState(params, optimizer.init(params, layout), env_state, obs, jnp.zeros(()), run_key, momentum)
+    run = _RunState(params, optimizer.init(params, layout), env_state, obs, run_key, momentum)
 
     def iteration(run: _RunState, i: Int[Array, ""]):
         run, batch = rollout(static, env, config, run)
         _, last_value, _ = eqx.combine(run.params, static)(run.obs)
         advantages, targets = gae(config, batch, last_value)
         run, dormant, stats = update_epochs(static, config, optimizer, i, run, batch, advantages, targets)
-        finished = batch.episode_done.sum()
-        mean_return = jnp.where(
-            finished > 0, (batch.episode_return * batch.episode_done).sum() / jnp.maximum(finished, 1), run.last_return
-        )
-        return run._replace(last_return=mean_return), (mean_return, dormant, stats)
+        return run, (episode_return(batch), dormant, stats)
 
     run, (returns, dormancy, stats) = jax.lax.scan(iteration, run, jnp.arange(config.num_iterations))
     agent = eqx.combine(run.params, static)
