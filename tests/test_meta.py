@@ -154,8 +154,10 @@ def test_sharded_equals_single_device():
     assert eqx.tree_equal(sharded.final, again.final)
     assert len({r["fitness_max"] for r in sharded.history}) > 1
     np.testing.assert_allclose([r["fitness_mean"] for r in sharded.history], [r["fitness_mean"] for r in single.history])
+    # Summation order differs across devices; Adam on the mean amplifies those ulps where the ES gradient is
+    # near 0. A wrong member order or a lost shard would move parameters by ~learning_rate (0.05).
     for a, b in zip(jax.tree.leaves(eqx.filter(sharded.final, eqx.is_array)), jax.tree.leaves(eqx.filter(single.final, eqx.is_array))):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_bad_meta_config():
