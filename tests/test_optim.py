@@ -225,6 +225,29 @@ def test_dormancy_maps_to_downstream_neuron():
     np.testing.assert_allclose(neuron_scores((jnp.zeros(3),)), np.zeros(3))
 
 
+def test_gaussian_policy_layout_follows_opens_code():
+    """OPEN's code counts the log-std as the actor's last layer and gives it dormancy 1."""
+    agent = ActorCritic(3, 2, discrete=False, width=4, key=jax.random.key(0))
+    layout, params = agent.layout(), eqx.filter(agent, eqx.is_inexact_array)
+    parts = lambda a: (*a.actor.layers, a.log_std, *a.critic.layers)  # noqa: E731
+
+    def per_element(values):
+        tree = eqx.tree_at(parts, params, tuple(jax.tree.map(lambda x: jnp.full(x.shape, float(v)), part)
+                                                for v, part in zip(values, parts(params))))
+        return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+
+    _, _, activity = agent(jnp.ones((5, 3)))
+    zeros = np.zeros(layout.num_params)
+    inputs = feature_inputs(zeros, zeros, layout, orl.Context(activations=activity))
+    np.testing.assert_allclose(orl.LayerProp()(inputs, None)[0][0], per_element((0, 1 / 3, 2 / 3, 1, 0, 0.5, 1)),
+                               rtol=1e-6)
+    dormancy, log_std = orl.Dormancy()(inputs, None)[0][0], per_element((0, 0, 0, 1, 0, 0, 0)) == 1
+    np.testing.assert_array_equal(dormancy[log_std], 1.0)
+    # Every other parameter takes the score of a real neuron.
+    scores = np.asarray(neuron_scores(activity))
+    assert np.abs(np.asarray(dormancy)[~log_std, None] - scores[None, :]).min(axis=1).max() < 1e-6
+
+
 # Bad input.
 
 def test_feature_set_rejects_bad_features():

@@ -150,7 +150,8 @@ def neuron_scores(activations: tuple[Float[Array, " _width"], ...]) -> Float[Arr
 
 
 class Dormancy(Feature):
-    """Dormancy score of the neuron downstream of the parameter (paper eq. 6)."""
+    """Dormancy score of the neuron downstream of the parameter (paper eq. 6); 1 for a parameter
+    that feeds no neuron (`LeafInfo.neuron_layer=None`)."""
 
     num_channels: ClassVar[int] = 1
     normalise: ClassVar[bool] = False
@@ -160,7 +161,8 @@ class Dormancy(Feature):
     def __call__(self, inputs, state):
         activations = inputs.ctx.activations
         index = inputs.layout.neuron_index(tuple(a.shape[0] for a in activations))
-        return neuron_scores(activations)[index][None, :], state
+        scores = jnp.concatenate([neuron_scores(activations), jnp.ones(1)])
+        return scores[index][None, :], state
 
 
 class FeatureSet(eqx.Module):

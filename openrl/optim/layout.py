@@ -17,8 +17,9 @@ class LeafInfo:
 
     - `network`: the network the tensor belongs to (`"actor"` gets exploration noise).
     - `layer`, `num_layers`: its layer index and the layer count of its network.
-    - `neuron_layer`: index into `Context.activations` of the layer it feeds, or None.
-    - `neuron_axis`: the tensor axis that indexes the downstream neuron, or None.
+    - `neuron_layer`: index into `Context.activations` of the layer it feeds; None for a tensor that
+      feeds no neuron (a Gaussian policy's log-std), whose dormancy score is 1, as in OPEN's code.
+    - `neuron_axis`: the tensor axis that indexes the downstream neuron (None if `neuron_layer` is).
     """
 
     network: str
@@ -92,12 +93,16 @@ class ParamLayout:
         return self.per_element([i.layer_proportion for i in infos])
 
     def neuron_index(self, widths: tuple[int, ...]) -> np.ndarray:
-        """Index of each element's downstream neuron in the concatenated activations."""
+        """Index of each element's downstream neuron in the concatenated activations; `sum(widths)`
+        (one past the last neuron) for elements of tensors that feed no neuron."""
         infos = self.require_infos("Dormancy")
         starts = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
         parts = []
         for shape, info in zip(self.shapes, infos):
-            if info.neuron_layer is None or info.neuron_axis is None:
+            if info.neuron_layer is None:
+                parts.append(np.full(int(np.prod(shape, dtype=np.int64)), starts[-1]))
+                continue
+            if info.neuron_axis is None:
                 raise ValueError(f"Dormancy: parameter of shape {shape} in {info} has no downstream neuron")
             if shape[info.neuron_axis] != widths[info.neuron_layer]:
                 raise ValueError(

@@ -65,12 +65,13 @@ class MLP(eqx.Module):
             activity.append(jnp.abs(x).mean(axis=0))
         return x, tuple(activity)
 
-    def leaf_infos(self, network: str, first_neuron_layer: int) -> MLP:
-        """This MLP with each parameter array replaced by its `LeafInfo`."""
-        n = len(self.layers)
+    def leaf_infos(self, network: str, first_neuron_layer: int, num_layers: int | None = None) -> MLP:
+        """This MLP with each parameter array replaced by its `LeafInfo` (`num_layers`: of its network,
+        default its own layer count)."""
+        n = len(self.layers) if num_layers is None else num_layers
         infos = [
             (LeafInfo(network, i, n, first_neuron_layer + i, 0), LeafInfo(network, i, n, first_neuron_layer + i, 0))
-            for i in range(n)
+            for i in range(len(self.layers))
         ]
         return eqx.tree_at(
             lambda m: [x for layer in m.layers for x in (layer.weight, layer.bias)],
@@ -109,16 +110,21 @@ class ActorCritic(eqx.Module):
         return policy, value[:, 0], actor_activity + critic_activity
 
     def layout(self) -> ParamLayout:
-        """Network, layer and downstream neuron of every parameter, for the learned optimizers."""
+        """Network, layer and downstream neuron of every parameter, for the learned optimizers.
+
+        As in OPEN's code, a Gaussian policy's log-std counts as the actor's last layer (so its
+        dense layers' proportions are i / depth+1) and feeds no neuron (dormancy score 1).
+        """
         actor_layers = len(self.actor.layers)
+        num_actor_layers = actor_layers + (not self.discrete)
         infos = eqx.tree_at(
             lambda a: (a.actor, a.critic),
             self,
-            (self.actor.leaf_infos("actor", 0), self.critic.leaf_infos("critic", actor_layers)),
+            (self.actor.leaf_infos("actor", 0, num_actor_layers), self.critic.leaf_infos("critic", actor_layers)),
         )
         if not self.discrete:
-            last = actor_layers - 1
-            infos = eqx.tree_at(lambda a: a.log_std, infos, LeafInfo("actor", last, actor_layers, last, 0))
+            log_std = LeafInfo("actor", actor_layers, num_actor_layers)
+            infos = eqx.tree_at(lambda a: a.log_std, infos, log_std)
         return ParamLayout.from_tree(eqx.filter(self, eqx.is_inexact_array), infos)
 
     def sample(
