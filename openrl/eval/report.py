@@ -95,7 +95,8 @@ def summary_markdown(report: Report) -> str:
     lines = [
         "# Evaluation", "",
         f"{len(report.optimizers)} optimizers on {', '.join(report.tasks)}, {seeds} seeds each; final return "
-        "(each environment's last finished episode's return at the end of training, averaged over environments), with 95% stratified-bootstrap confidence intervals.", "",
+        "(each environment's last finished episode's return at the end of training, averaged over "
+        "environments), with 95% stratified-bootstrap confidence intervals.", "",
         "## IQM of final return per task", "",
         "| optimizer | " + " | ".join(report.tasks) + " |", "|---" * (len(report.tasks) + 1) + "|",
     ]
