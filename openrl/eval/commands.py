@@ -49,14 +49,15 @@ def optimizer_from_spec(spec: str, tuned_for: str | None) -> tuple[str, Abstract
     label, sep, body = spec.partition("=")
     if not sep:
         label, body = "", spec
+    file_label = label or os.path.splitext(os.path.basename(body))[0]
     if body.endswith(".npy"):
         from openrl.optim.pretrained import load_pretrained
 
-        return label or os.path.splitext(os.path.basename(body))[0], load_pretrained(body)
+        return file_label, load_pretrained(body)
     if body.endswith(".json"):
         from openrl.optim.presets import from_sweep
 
-        return label or os.path.splitext(os.path.basename(body))[0], from_sweep(body)
+        return file_label, from_sweep(body)
     if ":" in body:
         name, path = body.split(":", 1)
         if not os.path.isfile(path):
