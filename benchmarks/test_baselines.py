@@ -8,7 +8,6 @@ wall time is measured, with random weights of the published size (speed does not
 """
 
 import os
-import pathlib
 import time
 
 import jax
@@ -19,8 +18,6 @@ from openrl.meta import make_task
 from openrl.optim import load_pretrained, presets
 from openrl.optim.velo import VeLO, init_theta, load_velo
 from openrl.rl.ppo import PPOConfig
-
-OPEN_WEIGHTS = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "pretrained" / "breakout_OPEN.npy"
 
 
 def timed_evaluate(name, optimizer, task, seeds):
@@ -39,12 +36,9 @@ def test_baselines_on_breakout(record, budget, seeds):
     optimizers = {
         "Adam": presets.adam("breakout"), "RMSprop": presets.rmsprop("breakout"), "Lion": presets.lion("breakout"),
         "No Features (untrained)": presets.no_features(), "Optim4RL (initialisation)": presets.optim4rl("breakout"),
+        "OPEN (pretrained)": load_pretrained("breakout"),
     }
     skipped = {}
-    if OPEN_WEIGHTS.is_file():
-        optimizers["OPEN (pretrained)"] = load_pretrained(OPEN_WEIGHTS)
-    else:
-        skipped["OPEN (pretrained)"] = f"{OPEN_WEIGHTS} not found"
     velo_path = os.environ.get("OPENRL_VELO_CHECKPOINT")
     if velo_path:
         optimizers["VeLO"] = load_velo(velo_path)

@@ -15,18 +15,15 @@ import openrl as orl
 from openrl.eval import stats
 from openrl.meta import suites
 
-WEIGHTS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "pretrained" / "gridworld_OPEN.npy"
 PAPER_TIMESTEPS = 30_000_000
 
 
 @pytest.mark.timeout(12 * 3600)
 def test_pretrained_gridworld_versus_adam(record, budget, seeds):
-    if not WEIGHTS.is_file():
-        pytest.skip(f"{WEIGHTS} not found: the released weights live in ../shared/pretrained/")
     seeds = seeds or 64
     total = max(int(PAPER_TIMESTEPS * budget), orl.PPOConfig.gridworld().batch_size)
     tasks = suites.suite(config=orl.PPOConfig.gridworld(total_timesteps=total))
-    optimizers = {"OPEN (released)": orl.load_pretrained(WEIGHTS), "Adam (tuned)": orl.presets.adam("gridworld")}
+    optimizers = {"OPEN (released)": orl.load_pretrained("gridworld"), "Adam (tuned)": orl.presets.adam("gridworld")}
     report = orl.evaluate(optimizers, tasks, seeds=seeds,
                           out_dir=pathlib.Path(__file__).parent / "results" / f"gridworld_{total}")
     names = [t.name for t in tasks]

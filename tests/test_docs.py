@@ -87,8 +87,7 @@ def test_concepts_example_has_nineteen_inputs():
     run_blocks("concepts.md", 0)
 
 
-def test_optax_loop_guide_fits_the_regression_it_claims(pretrained_path, monkeypatch):
-    pretrained_path("breakout_OPEN.npy")
+def test_optax_loop_guide_fits_the_regression_it_claims(monkeypatch):
     monkeypatch.chdir(ROOT)
     losses = run_blocks("guides/optax-loop.md", 0)["losses"]
     claimed = re.search(r"It prints `loss ([\d.]+) -> ([\d.]+)`", (DOCS / "guides/optax-loop.md").read_text())

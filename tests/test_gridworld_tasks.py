@@ -163,9 +163,9 @@ def test_bad_suite_arguments_raise(call, message):
         call()
 
 
-def test_released_gridworld_weights_fit_the_gridworld_agent(pretrained_path):
+def test_released_gridworld_weights_fit_the_gridworld_agent():
     """The released weights' README: OPEN small (1211 numbers) for a width-16 tanh agent, 2 hidden layers."""
-    optimizer = orl.load_pretrained(pretrained_path("gridworld_OPEN.npy"))
+    optimizer = orl.load_pretrained("gridworld")
     assert optimizer.network.hidden_size == 8
     config = PPOConfig.gridworld()
     assert (config.width, config.depth, config.activation) == (16, 2, "tanh")
