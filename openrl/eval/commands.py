@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import os
 from typing import Any
 
 import equinox as eqx
 
-from openrl.cli import _positive_float, _positive_int
 from openrl.optim.optimizer import AbstractOptimizer
+from openrl.shell import (
+    Invocation,
+    UserError,
+    add_config_flag,
+    add_learner_flags,
+    add_meta_flags,
+    add_ppo_flags,
+    config_dict,
+    positive_int,
+    print_budget,
+    resolve_learner,
+    resolve_meta,
+    resolve_ppo,
+    user_input,
+)
 
-LABELS = {"adam": "Adam", "rmsprop": "RMSprop", "lion": "Lion", "no_features": "No Features", "open": "OPEN"}
-"""Display names of the built-in presets, as the paper writes them."""
+LABELS = {"adam": "Adam", "rmsprop": "RMSprop", "lion": "Lion", "no_features": "No Features", "open": "OPEN",
+          "optim4rl": "Optim4RL", "velo": "VeLO"}
+"""Display names of the built-in presets, as the paper writes them; an untrained learned optimizer's
+label says so ("OPEN (untrained)")."""
+
+UNTRAINED = "untrained"
+"""`--optimizer PRESET:untrained`: the preset's architecture with its initial (all-zero) meta-parameters."""
 
 TUNED_FOR = {"Breakout-MinAtar": "breakout", "Asterix-MinAtar": "asterix", "Freeway-MinAtar": "freeway",
              "SpaceInvaders-MinAtar": "space_invaders", "ant": "ant"}
@@ -23,29 +41,53 @@ OPTIMIZER_HELP = (
     "an optimizer, [LABEL=]SPEC, repeatable; SPEC is a registered name (adam, rmsprop, lion, no_features, open, "
     "...: see `openrl plugins`), a released OPEN weights file (*.npy), the best values of `openrl sweep` "
     "(*.json), or PRESET:PATH for a meta-trained optimizer saved by `openrl meta-train` "
-    "(e.g. no_features:runs/nf/best.eqx)"
+    "(e.g. no_features:runs/nf/best.eqx). `open` is the optimizer the paper released for each --env "
+    "(an error where there is none); `open:untrained` is OPEN's architecture before meta-training, which "
+    "makes no update (labelled \"OPEN (untrained)\")"
 )
 
 
-def _preset(name: str, tuned_for: str | None) -> AbstractOptimizer:
+def released_for(env: str) -> str | None:
+    """The name of the optimizer the paper released for `env` (`openrl.optim.pretrained.RELEASED`), if any."""
+    from openrl.optim.pretrained import RELEASED
+
+    for name, entry in RELEASED.items():
+        if entry.envs == (env,) or (env.startswith("gridworld") and entry.envs == ("gridworld:all",)):
+            return name
+    return None
+
+
+def _label(name: str, optimizer: AbstractOptimizer) -> str:
+    from openrl.eval.evaluation import is_untrained
+
+    label = LABELS.get(name, name)
+    return f"{label} ({UNTRAINED})" if is_untrained(optimizer) else label
+
+
+def _preset(name: str, tuned_for: str | None, env: str) -> AbstractOptimizer:
     from openrl import plugins
 
     if name not in plugins.available("openrl.optimizers"):
-        raise ValueError(
+        raise UserError(
             f"--optimizer: unknown optimizer {name!r}; expected one of "
             f"{sorted(plugins.available('openrl.optimizers'))}, "
             "a *.npy weights file, a *.json sweep preset or PRESET:PATH"
         )
     factory = plugins.load("openrl.optimizers", name)
     if "env" in inspect.signature(factory).parameters:
+        tuned_for = tuned_for or TUNED_FOR.get(env)
         if tuned_for is None:
-            raise ValueError(f"--tuned-for: {name!r} needs the environment its values were tuned for, e.g. breakout")
-        return factory(env=tuned_for)
+            raise UserError(f"--tuned-for: {name!r} needs the environment its values were tuned for, and "
+                            f"{env!r} has none of the paper's; give one, e.g. --tuned-for breakout")
+        with user_input({"env": "--tuned-for"}):
+            return factory(env=tuned_for)
     return factory()
 
 
-def optimizer_from_spec(spec: str, tuned_for: str | None) -> tuple[str, AbstractOptimizer]:
-    """`(label, optimizer)` from `[LABEL=]SPEC` (see `OPTIMIZER_HELP`)."""
+def optimizer_from_spec(spec: str, envs: list[str], tuned_for: str | None = None
+                        ) -> tuple[str, AbstractOptimizer | dict[str, AbstractOptimizer]]:
+    """`(label, optimizer)` from `[LABEL=]SPEC` (see `OPTIMIZER_HELP`) for the environments `envs`; the
+    optimizer is `{env: optimizer}` where it depends on the environment (tuned values, released OPEN)."""
     label, sep, body = spec.partition("=")
     if not sep:
         label, body = "", spec
@@ -53,28 +95,39 @@ def optimizer_from_spec(spec: str, tuned_for: str | None) -> tuple[str, Abstract
     if body.endswith(".npy"):
         from openrl.optim.pretrained import load_pretrained
 
-        return file_label, load_pretrained(body)
+        with user_input({"source": "--optimizer", "path": "--optimizer"}):
+            return file_label, load_pretrained(body)
     if body.endswith(".json"):
         from openrl.optim.presets import from_sweep
 
-        return file_label, from_sweep(body)
+        with user_input({"path": "--optimizer"}):
+            return file_label, from_sweep(body)
     if ":" in body:
         name, path = body.split(":", 1)
+        if path == UNTRAINED:
+            optimizer = _preset(name, tuned_for, envs[0])
+            return label or f"{LABELS.get(name, name)} ({UNTRAINED})", optimizer
         if not os.path.isfile(path):
             raise FileNotFoundError(f"--optimizer {spec!r}: no saved optimizer at {path!r}")
-        skeleton = _preset(name, tuned_for)
+        skeleton = _preset(name, tuned_for, envs[0])
         try:
             optimizer = eqx.tree_deserialise_leaves(path, skeleton)
         except Exception as error:  # equinox raises several types for a file of another structure
-            raise ValueError(f"--optimizer {spec!r}: {path} does not hold a {name!r} optimizer ({error})") from error
+            raise UserError(f"--optimizer {spec!r}: {path} does not hold a {name!r} optimizer ({error})") from error
         return label or LABELS.get(name, name), optimizer
-    return label or LABELS.get(body, body), _preset(body, tuned_for)
+    if body == "open":
+        from openrl.optim.pretrained import load_pretrained
 
-
-def _ppo_config(preset: str, total_timesteps: int | None):
-    from openrl.rl.ppo import PPOConfig
-
-    return getattr(PPOConfig, preset)(**({} if total_timesteps is None else {"total_timesteps": total_timesteps}))
+        missing = [env for env in envs if released_for(env) is None]
+        if missing:
+            raise UserError(f"--optimizer open: the paper released no OPEN optimizer for {missing}; give "
+                            "open:untrained for the architecture, or a meta-trained optimizer (open:PATH)")
+        return label or LABELS["open"], {env: load_pretrained(released_for(env)) for env in envs}
+    per_env = {env: _preset(body, tuned_for, env) for env in envs}
+    first = per_env[envs[0]]
+    if all(eqx.tree_equal(first, optimizer) is True for optimizer in per_env.values()):
+        return label or _label(body, first), first
+    return label or _label(body, first), per_env
 
 
 def add_commands(commands: Any) -> None:
@@ -83,83 +136,128 @@ def add_commands(commands: Any) -> None:
     evaluate.add_argument("--env", action="append", required=True, help="environment name, repeatable")
     evaluate.add_argument("--optimizer", action="append", required=True, help=OPTIMIZER_HELP)
     evaluate.add_argument("--tuned-for", default=None,
-                          help="tuned values of handcrafted presets (default: from the first --env, e.g. breakout)")
-    evaluate.add_argument("--ppo", default="minatar", choices=["minatar", "ant", "gridworld", "cartpole"])
-    evaluate.add_argument("--total-timesteps", type=_positive_int, default=None, help="environment steps per run")
-    evaluate.add_argument("--seeds", type=_positive_int, default=16)
+                          help="tuned values of handcrafted presets, e.g. breakout (default: each --env's own)")
+    add_ppo_flags(evaluate)
+    evaluate.add_argument("--seeds", type=positive_int, default=16, help="training runs per optimizer and task")
     evaluate.add_argument("--seed", type=int, default=0, help="base seed of the runs' keys")
-    evaluate.add_argument("--seeds-per-call", type=_positive_int, default=None,
+    evaluate.add_argument("--seeds-per-call", type=positive_int, default=None,
                           help="seeds vmapped per compiled call, each call's runs stored as it ends (default: all)")
     evaluate.add_argument("--no-analysis", dest="analysis", action="store_false",
                           help="skip recording Appendix F's update analysis (faster; no cosine/magnitude figures)")
-    evaluate.add_argument("--reference", default=None, help="optimizer to normalise by (default: Adam, else the first)")
+    evaluate.add_argument("--reference", default=None,
+                          help="optimizer to normalise by (default: the one labelled Adam, else the first)")
     evaluate.add_argument("--out", required=True, help="report directory; its stored runs are reused")
+    add_config_flag(evaluate)
 
     ablate = commands.add_parser("ablate", help="meta-train OPEN minus one part and compare (paper Figure 5)")
-    ablate.add_argument("--env", default="Breakout-MinAtar")
+    ablate.add_argument("--env", default="Breakout-MinAtar", help="environment name (see `openrl envs`)")
     ablate.add_argument("--ablation", action="append", default=None,
                         help="repeatable (default: all): OPEN, 'no training proportion', 'no batch proportion', "
                              "'no dormancy', 'no layer proportion', 'no stochasticity'")
-    ablate.add_argument("--total-timesteps", type=_positive_int, default=32_768, help="paper: 200000")
-    ablate.add_argument("--optimizers", type=_positive_int, default=1, help="optimizers per ablation (paper: 17)")
-    ablate.add_argument("--generations", type=_positive_int, default=2, help="ES generations each (paper: 250)")
-    ablate.add_argument("--population", type=_positive_int, default=4, help="paper: 64")
-    ablate.add_argument("--seeds", type=_positive_int, default=4, help="evaluation seeds (paper: 64)")
-    ablate.add_argument("--sigma", type=_positive_float, default=0.03)
-    ablate.add_argument("--lr", type=_positive_float, default=0.03)
-    ablate.add_argument("--seed", type=int, default=0)
-    ablate.add_argument("--out", required=True)
+    add_ppo_flags(ablate)
+    ablate.add_argument("--optimizers", type=positive_int, default=1, help="optimizers per ablation (paper: 17)")
+    ablate.add_argument("--seeds", type=positive_int, default=4, help="evaluation seeds (paper: 64)")
+    add_learner_flags(ablate, defaults=ABLATE_LEARNER)
+    add_meta_flags(ablate, defaults=ABLATE_META)
+    ablate.add_argument("--out", required=True, help="output directory")
+    add_config_flag(ablate)
 
     deep = commands.add_parser("deep-sea",
                                help="separated OPEN with and without learned noise on Deep Sea (Fig. 6, 17)")
-    deep.add_argument("--train-sizes", type=_positive_int, nargs="+", default=[4, 6, 8])
-    deep.add_argument("--eval-sizes", type=_positive_int, nargs="+", default=[4, 8, 12, 16])
-    deep.add_argument("--total-timesteps", type=_positive_int, default=32_768)
-    deep.add_argument("--generations", type=_positive_int, default=4, help="paper: 48")
-    deep.add_argument("--population", type=_positive_int, default=4)
-    deep.add_argument("--seeds", type=_positive_int, default=8, help="paper: 128")
-    deep.add_argument("--sigma", type=_positive_float, default=0.03)
-    deep.add_argument("--lr", type=_positive_float, default=0.03)
-    deep.add_argument("--seed", type=int, default=0)
-    deep.add_argument("--out", required=True)
+    deep.add_argument("--train-sizes", type=positive_int, nargs="+", default=[4, 6, 8],
+                      help="Deep Sea sizes meta-trained on")
+    deep.add_argument("--eval-sizes", type=positive_int, nargs="+", default=[4, 8, 12, 16],
+                      help="Deep Sea sizes evaluated on")
+    add_ppo_flags(deep)
+    deep.add_argument("--seeds", type=positive_int, default=8, help="evaluation seeds (paper: 128)")
+    add_learner_flags(deep, defaults=DEEP_SEA_LEARNER)
+    add_meta_flags(deep, defaults=DEEP_SEA_META)
+    deep.add_argument("--out", required=True, help="output directory")
+    add_config_flag(deep)
 
 
-def run_command(args: argparse.Namespace) -> None:
+ABLATE_LEARNER = {"population_size": 4}
+"""`openrl ablate`'s small defaults (paper: population 64, 250 generations, 17 optimizers, 64 seeds)."""
+ABLATE_META = {"generations": 2, "eval_every": 0}
+DEEP_SEA_LEARNER = {"population_size": 4}
+"""`openrl deep-sea`'s small defaults (paper: 48 generations, 128 seeds)."""
+DEEP_SEA_META = {"generations": 4, "eval_every": 0}
+
+
+def _meta_budget(learner: Any, meta_config: Any, trainings: int, steps: int) -> None:
+    print_budget("meta-training", [("trainings", trainings), ("generations", meta_config.generations),
+                                   ("members", learner.population_size), ("rollouts", meta_config.num_rollouts)],
+                 steps)
+
+
+def run_command(run: Invocation) -> None:
     """Run the parsed `evaluate`, `ablate` or `deep-sea` command."""
-    from openrl.meta import MetaConfig, OpenES, make_task
+    from openrl.meta import make_task
 
+    args = run.args
     if args.command == "evaluate":
         from openrl.eval.evaluation import evaluate
 
-        tuned_for = args.tuned_for or TUNED_FOR.get(args.env[0])
-        optimizers = dict(optimizer_from_spec(spec, tuned_for) for spec in args.optimizer)
+        configs = {env: resolve_ppo(args, env) for env in args.env}
+        with user_input({"name": "--env"}):
+            tasks = [make_task(env, configs[env]) for env in args.env]
+        envs = [t.name for t in tasks]
+        optimizers = dict(optimizer_from_spec(spec, envs, args.tuned_for) for spec in args.optimizer)
         if len(optimizers) != len(args.optimizer):
-            raise ValueError(
+            raise UserError(
                 f"--optimizer: labels must be unique; give LABEL=SPEC to tell them apart ({args.optimizer})"
             )
-        config = _ppo_config(args.ppo, args.total_timesteps)
-        tasks = [make_task(env, config) for env in args.env]
-        report = evaluate(optimizers, tasks, args.seeds, seed=args.seed, out_dir=args.out, reference=args.reference,
-                          seeds_per_call=args.seeds_per_call, analysis=args.analysis)
+        if args.reference is not None and args.reference not in optimizers:
+            raise UserError(f"--reference: {args.reference!r} is not one of the optimizers {list(optimizers)}")
+        for env, config in configs.items():
+            print_budget(env, [("optimizers", len(optimizers)), ("seeds", args.seeds)], config.total_timesteps)
+        resolved = {"ppo": {env: config_dict(c) for env, c in configs.items()}, "optimizers": list(optimizers)}
+        run.start(args.out, resolved)
+        with user_input({"out_dir": "--out", "seeds_per_call": "--seeds-per-call"}, only_named=True):
+            report = evaluate(optimizers, tasks, args.seeds, seed=args.seed, out_dir=args.out,
+                              reference=args.reference, seeds_per_call=args.seeds_per_call, analysis=args.analysis)
+        run.finish(args.out, resolved)
         print(report.table())
         print(f"wrote {args.out}/summary.md, results.jsonl and figures")
         return
-    learner = OpenES(population_size=args.population, sigma_init=args.sigma, learning_rate=args.lr)
-    meta_config = MetaConfig(generations=args.generations, seed=args.seed, eval_every=0)
     if args.command == "ablate":
         from openrl.eval.ablation import ABLATIONS, run_ablations
 
-        task = make_task(args.env, _ppo_config("minatar", args.total_timesteps))
-        rows = run_ablations(task, learner, args.out, ablations=args.ablation or tuple(ABLATIONS),
-                             num_optimizers=args.optimizers, meta_config=meta_config, seeds=args.seeds)
+        config = resolve_ppo(args, args.env)
+        with user_input({"name": "--env"}):
+            task = make_task(args.env, config)
+        learner, meta_config = resolve_learner(args, ABLATE_LEARNER), resolve_meta(args, ABLATE_META)
+        ablations = args.ablation or tuple(ABLATIONS)
+        unknown = [a for a in ablations if a not in ABLATIONS]
+        if unknown:
+            raise UserError(f"--ablation: expected names from {list(ABLATIONS)}, got {unknown}")
+        _meta_budget(learner, meta_config, len(ablations) * args.optimizers, config.total_timesteps)
+        print_budget("evaluation", [("optimizers", len(ablations) * args.optimizers), ("seeds", args.seeds)],
+                     config.total_timesteps)
+        resolved = {"ppo": config_dict(config), "meta": config_dict(meta_config),
+                    "learner": {"name": args.learner, **config_dict(learner)}}
+        run.start(args.out, resolved)
+        rows = run_ablations(task, learner, args.out, ablations=ablations, num_optimizers=args.optimizers,
+                             meta_config=meta_config, seeds=args.seeds)
+        run.finish(args.out, resolved)
         for row in rows:
             print(f"{row.name}: return IQM {row.return_iqm.estimate:.3g}, τ=0 dormancy {row.dormancy.estimate:.3g}")
         print(f"wrote {args.out}/ablation.md, ablation.png")
     else:
-        from openrl.eval.ablation import deep_sea_config, deep_sea_study
+        from openrl.eval.deep_sea import deep_sea_config, deep_sea_study
 
-        study = deep_sea_study(learner, args.out, train_sizes=args.train_sizes, eval_sizes=args.eval_sizes,
-                               config=deep_sea_config(args.total_timesteps), meta_config=meta_config, seeds=args.seeds)
+        config = resolve_ppo(args, "DeepSea-bsuite", base=deep_sea_config())
+        learner, meta_config = resolve_learner(args, DEEP_SEA_LEARNER), resolve_meta(args, DEEP_SEA_META)
+        _meta_budget(learner, meta_config, 2 * len(args.train_sizes), config.total_timesteps)
+        print_budget("evaluation", [("optimizers", 2), ("sizes", len(args.eval_sizes)), ("seeds", args.seeds)],
+                     config.total_timesteps)
+        resolved = {"ppo": config_dict(config), "meta": config_dict(meta_config),
+                    "learner": {"name": args.learner, **config_dict(learner)}}
+        run.start(args.out, resolved)
+        with user_input({"train_sizes": "--train-sizes", "eval_sizes": "--eval-sizes"}, only_named=True):
+            study = deep_sea_study(learner, args.out, train_sizes=args.train_sizes, eval_sizes=args.eval_sizes,
+                                   config=config, meta_config=meta_config, seeds=args.seeds)
+        run.finish(args.out, resolved)
         for size, gain in zip(study.sizes, study.improvement):
             print(f"size {size}: IQM improvement of learned noise "
                   f"{gain.estimate:.3g} [{gain.lower:.3g}, {gain.upper:.3g}]")

@@ -25,6 +25,23 @@ class PPOConfig(eqx.Module):
     `TrainResult.stats` (see `openrl.rl.analysis`); off, the run compiles without it.
     `clip_per_network` clips the actor's and the critic's gradients to `max_grad_norm` each, as
     OPEN's released training loop does; `False` clips one global norm over both (PureJaxRL).
+
+    - `gamma`: discount factor
+    - `gae_lambda`: GAE's lambda
+    - `clip_eps`: PPO's ratio clipping epsilon
+    - `vf_coef`: value-loss coefficient
+    - `ent_coef`: entropy-bonus coefficient
+    - `max_grad_norm`: gradient-norm clipping threshold
+    - `total_timesteps`: environment steps per run (at least two batches)
+    - `num_envs`: parallel environments
+    - `num_steps`: steps per environment per PPO iteration (batch = num_envs x num_steps)
+    - `num_minibatches`: minibatches per epoch (must divide the batch)
+    - `num_epochs`: passes over each batch
+    - `width`: hidden units per layer of actor and critic
+    - `depth`: hidden layers of actor and critic
+    - `activation`: hidden activation of actor and critic
+    - `record_stats`: record Appendix F's update analysis
+    - `clip_per_network`: clip actor and critic gradients separately (OPEN's loop)
     """
 
     gamma: float = 0.99
