@@ -8,7 +8,8 @@ import pathlib
 
 import pytest
 
-from openrl.eval.ablation import deep_sea_config, deep_sea_study, run_ablations
+from openrl.eval.ablation import run_ablations
+from openrl.eval.deep_sea import deep_sea_config, deep_sea_study
 from openrl.meta import MetaConfig, OpenES, make_task
 from openrl.rl.ppo import PPOConfig
 

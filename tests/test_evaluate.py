@@ -68,7 +68,7 @@ def test_evaluation_in_calls_of_fewer_seeds_keeps_each_call_and_resumes(tmp_path
 
     def counted(task, optimizer, keys):
         calls.append(len(keys))
-        if calls == [2, 1]:
+        if calls == [2, 2]:
             raise KeyboardInterrupt
         return train_seeds(task, optimizer, keys)
 
@@ -80,12 +80,34 @@ def test_evaluation_in_calls_of_fewer_seeds_keeps_each_call_and_resumes(tmp_path
     calls.clear()
     resumed = evaluate({"Adam": presets.adam()}, TASK, seeds=3, out_dir=tmp_path, progress=False, seeds_per_call=2,
                        analysis=False)
-    assert calls == [1]  # only the missing seed
+    assert calls == [2]  # only the call holding the missing seed, at the same batch shape
     # The same seeds give the same runs however they are batched, and the analysis does not change them.
     np.testing.assert_allclose(resumed.scores("Adam", "bandit"), whole.scores("Adam", "bandit"), rtol=1e-5)
     assert all(r.stats == {} for r in resumed.runs)
     assert not (tmp_path / "cosine_similarity.png").exists() and (tmp_path / "returns.png").exists()
     assert "cosine_similarity.png" not in (tmp_path / "summary.md").read_text()
+    # The last call's extra seed is stored, so a larger evaluation at the same batch shape reuses it.
+    assert sorted(json.loads(line)["seed"] for line in (tmp_path / "results.jsonl").read_text().splitlines()) == [
+        0, 1, 2, 3]
+
+
+def test_the_analysis_switch_reuses_stored_runs_and_the_batch_shape_does_not(tmp_path, monkeypatch):
+    plain = evaluate({"Adam": presets.adam()}, TASK, seeds=2, out_dir=tmp_path, progress=False, analysis=False)
+    # Asking for the analysis retrains the runs that lack it: the same numbers, now with the curves.
+    recorded = evaluate({"Adam": presets.adam()}, TASK, seeds=2, out_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(recorded.scores("Adam", "bandit"), plain.scores("Adam", "bandit"))
+    assert all(set(r.stats) == set(STAT_NAMES) for r in recorded.runs)
+    assert (tmp_path / "cosine_similarity.png").exists()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("stored runs were recomputed")
+
+    monkeypatch.setattr(evaluate_module, "_train_seeds", no_training)
+    again = evaluate({"Adam": presets.adam()}, TASK, seeds=2, out_dir=tmp_path, progress=False, analysis=False)
+    assert all(set(r.stats) == set(STAT_NAMES) for r in again.runs)
+    # Runs trained two seeds per call are not reused by an evaluation one seed per call.
+    with pytest.raises(ValueError, match="trained 2 seeds per call.*pass seeds_per_call=2"):
+        evaluate({"Adam": presets.adam()}, TASK, seeds=2, out_dir=tmp_path, progress=False, seeds_per_call=1)
 
 
 def test_bad_evaluation_input(tmp_path):
@@ -101,5 +123,5 @@ def test_bad_evaluation_input(tmp_path):
     with pytest.raises(ValueError, match=r"reference: 'Adamw' is not one of the optimizers \['Adam', 'Lion'\]"):
         evaluate(OPTIMIZERS, TASK, seeds=2, reference="Adamw")
     (tmp_path / "results.jsonl").write_text(json.dumps({"version": 0, "optimizer": "Adam"}) + "\n")
-    with pytest.raises(ValueError, match="results.jsonl:1: results of format version 0, expected 3"):
+    with pytest.raises(ValueError, match="results.jsonl:1: results of format version 0, expected 4"):
         evaluate(OPTIMIZERS, TASK, seeds=2, out_dir=tmp_path, progress=False)

@@ -13,7 +13,8 @@ import pytest
 import openrl as orl
 from openrl.cli import main
 from openrl.eval import evaluation, stats
-from openrl.eval.ablation import ABLATIONS, deep_sea_study, run_ablations, separated_open
+from openrl.eval.ablation import ABLATIONS, run_ablations
+from openrl.eval.deep_sea import deep_sea_study, separated_open
 from openrl.eval.commands import optimizer_from_spec
 from openrl.meta import EnvTask, MetaConfig, OpenES
 from openrl.optim.heads import MagnitudeHead, StochasticHead
@@ -133,7 +134,7 @@ def test_evaluate_command(tmp_path, capsys):
         optimizer_from_spec(f"adam:{tmp_path / 'nf.eqx'}", "breakout")
 
     out = tmp_path / "eval"
-    common = ["evaluate", "--ppo", "cartpole", "--total-timesteps", "2048", "--seeds", "2", "--out", str(out)]
+    common = ["evaluate", "--ppo", "cartpole", "--num-envs", "8", "--total-timesteps", "2048", "--seeds", "2", "--out", str(out)]
     assert main([*common, "--env", "CartPole-v1", "--optimizer", "adamx"]) == 2
     assert "unknown optimizer 'adamx'" in capsys.readouterr().err
     assert main([*common, "--env", "Pong", "--optimizer", "adam", "--tuned-for", "breakout"]) == 2

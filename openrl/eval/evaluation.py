@@ -4,84 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
 import jax
 import numpy as np
+from jax.sharding import PartitionSpec
 from tqdm.auto import tqdm
 
+from openrl import distributed
 from openrl.eval import stats
+from openrl.eval.report import write_report
+from openrl.eval.results import Report, Run, append_runs, load_runs
 from openrl.meta.tasks import Task
 from openrl.optim.optimizer import AbstractOptimizer
+from openrl.tracking import Logger
 
-RESULTS_VERSION = 3
-"""Bumped whenever the stored rows' format or meaning changes; older files are refused, not misread.
-(3: returns are each environment's last finished episode's return, as OPEN's code logs them.)"""
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """One training run: its optimizer, task, seed, final return and curves per PPO iteration.
-
-    `stats` holds the update-analysis curves of Appendix F (`openrl.rl.analysis.STAT_NAMES`);
-    `fingerprint` identifies the optimizer's values, the task's configuration and the base seed.
-    """
-
-    optimizer: str
-    task: str
-    seed: int
-    final_return: float
-    returns: list[float]
-    dormancy: list[float]
-    steps_per_iteration: int
-    stats: dict[str, list[float]]
-    fingerprint: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
-    """All runs of an evaluation, with per-optimizer statistics over all tasks (IQM with 95% bootstrap CIs).
-
-    `optimizers` and `tasks` are the names in the order they were given; `reference` is the
-    optimizer others are normalised by and compared with (see `openrl.eval.report`).
-    """
-
-    runs: list[Run]
-    summary: dict[str, dict[str, stats.Interval]]
-    optimizers: list[str]
-    tasks: list[str]
-    reference: str
-
-    def _runs(self, optimizer: str, task: str) -> list[Run]:
-        return sorted((r for r in self.runs if r.optimizer == optimizer and r.task == task), key=lambda r: r.seed)
-
-    def scores(self, optimizer: str, task: str) -> np.ndarray:
-        """Final returns `[seeds]` of `optimizer` on `task`, by seed."""
-        return np.array([r.final_return for r in self._runs(optimizer, task)])
-
-    def curves(self, optimizer: str, task: str, quantity: str) -> np.ndarray:
-        """`[seeds, iterations]` curves of `quantity`: "returns", "dormancy" or an analysis stat name."""
-        runs = self._runs(optimizer, task)
-        if quantity in ("returns", "dormancy"):
-            return np.array([getattr(r, quantity) for r in runs])
-        return np.array([r.stats[quantity] for r in runs])
-
-    def steps_per_iteration(self, task: str) -> int:
-        """Environment steps per curve point on `task`."""
-        return next(r.steps_per_iteration for r in self.runs if r.task == task)
-
-    def table(self) -> str:
-        """A Markdown table of final-return IQM, mean and median with their 95% CIs."""
-        lines = ["| optimizer | IQM [95% CI] | mean [95% CI] | median [95% CI] |", "|---|---|---|---|"]
-        for name, intervals in self.summary.items():
-            cells = [f"{i.estimate:.2f} [{i.lower:.2f}, {i.upper:.2f}]" for i in
-                     (intervals["iqm"], intervals["mean"], intervals["median"])]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+__all__ = ["Report", "Run", "evaluate"]
 
 
 def _tasks(tasks: Task | Sequence[Task]) -> list[Task]:
@@ -95,37 +37,16 @@ def _tasks(tasks: Task | Sequence[Task]) -> list[Task]:
     return tasks
 
 
-def _load_runs(path: str) -> list[Run]:
-    if not os.path.exists(path):
-        return []
-    runs = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            row = json.loads(line)
-            if row.get("version") != RESULTS_VERSION:
-                raise ValueError(
-                    f"{path}:{number}: results of format version {row.get('version')!r}, expected {RESULTS_VERSION}; "
-                    "use another output directory"
-                )
-            row.pop("version")
-            runs.append(Run(**row))
-    return runs
-
-
-def _append_runs(path: str, runs: list[Run]) -> None:
-    with open(path, "a") as f:
-        for run in runs:
-            f.write(json.dumps({"version": RESULTS_VERSION, **dataclasses.asdict(run)}) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _fingerprint(optimizer: AbstractOptimizer, task: Task, seed: int) -> str:
-    """A digest of the optimizer's values and structure, the task's name and configuration, and the base seed."""
+    """A digest of the optimizer's values and structure, the task's name and configuration, and the base seed.
+
+    Whether the update analysis is recorded is left out: it does not change the training.
+    """
     digest = hashlib.sha256()
     # tree_pformat, unlike a treedef's str, names functions without their (per-process) addresses.
     description = eqx.tree_pformat(optimizer, short_arrays=True)
-    digest.update(f"{description}|{task.name}|{eqx.tree_pformat(task.config)}|{seed}".encode())
+    config = dataclasses.replace(task.config, record_stats=False)
+    digest.update(f"{description}|{task.name}|{eqx.tree_pformat(config)}|{seed}".encode())
     for leaf in jax.tree.leaves(eqx.filter(optimizer, eqx.is_array)):
         digest.update(np.asarray(leaf).tobytes())
     return digest.hexdigest()[:16]
@@ -143,8 +64,9 @@ def _train_seeds(task: Task, optimizer: AbstractOptimizer, keys: jax.Array):
     return results.final_return, results.returns, results.dormancy, results.stats
 
 
+@distributed.peer_errors
 def evaluate(
-    optimizers: Mapping[str, AbstractOptimizer],
+    optimizers: Mapping[str, AbstractOptimizer | Mapping[str, AbstractOptimizer]],
     tasks: Task | Sequence[Task],
     seeds: int,
     *,
@@ -154,18 +76,30 @@ def evaluate(
     progress: bool = True,
     seeds_per_call: int | None = None,
     analysis: bool = True,
+    loggers: Sequence[Logger] = (),
 ) -> Report:
     """Train every optimizer on every task over `seeds` seeds (vmapped; the same seeds for all).
+
+    An optimizer may be given per task, as `{task name: optimizer}` (e.g. Adam with each
+    environment's tuned values). A learned optimizer whose meta-parameters are all zero makes no
+    update; evaluating one warns unless its label says "untrained".
 
     With `analysis`, every run also records the update analysis of Appendix F (it costs time,
     not results). `seeds_per_call` vmaps that many seeds per compiled call (default: all),
     storing each call's runs as it ends, so long evaluations lose at most one call's work
-    and can pick a batch size that suits the machine. `reference` names the optimizer
-    the report normalises by and compares with (default: "Adam" if given, else the first).
+    and can pick a batch size that suits the machine. A run's numbers depend on that batch
+    shape, so every call trains exactly `seeds_per_call` seeds (the last one's extra seeds are
+    stored for a later, larger evaluation) and stored runs are reused only with the same
+    `seeds_per_call`. `reference` names the optimizer
+    the report normalises by and compares with (default: `default_reference`: Adam, else the first).
     With `out_dir`: `results.jsonl` (one tidy row per run) and the report of
     `openrl.eval.report.write_report` (`summary.md` and PNG figures). Runs already in
     `results.jsonl` are reused, so an interrupted or repeated evaluation only computes what is
-    missing; stored runs made with other optimizer values, task settings or base seed are an error.
+    missing; stored runs made with other optimizer values, task settings, base seed or
+    `seeds_per_call` are an error. Runs stored without the analysis are trained again when it is
+    asked for. Each of `loggers` (see `openrl.tracking`) receives the summary at step `seeds`:
+    `evaluate/{optimizer}/{iqm,mean,median,optimality_gap}` with `_lower`/`_upper` CI bounds, and
+    `evaluate/{task}/{optimizer}/iqm`.
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds: expected a positive int, got {seeds!r}")
@@ -175,52 +109,120 @@ def evaluate(
         raise ValueError(f"seeds_per_call: expected a positive int or None, got {seeds_per_call!r}")
     if not optimizers:
         raise ValueError("optimizers: expected at least one named optimizer")
-    for name, optimizer in optimizers.items():
+    tasks = [_recording(t) if analysis else t for t in _tasks(tasks)]
+    per_task = {(n, t.name): _for_task(optimizers, n, t.name) for t in tasks for n in optimizers}
+    for (name, _), optimizer in per_task.items():
         if not isinstance(optimizer, AbstractOptimizer):
             raise TypeError(f"optimizers[{name!r}]: expected an openrl optimizer, got {optimizer!r}")
     if reference is None:
-        reference = "Adam" if "Adam" in optimizers else next(iter(optimizers))
+        reference = default_reference(optimizers)
     elif reference not in optimizers:
         raise ValueError(f"reference: {reference!r} is not one of the optimizers {list(optimizers)}")
-    tasks = [_recording(t) if analysis else t for t in _tasks(tasks)]
+    for name in optimizers:
+        if "untrained" not in name.lower() and any(is_untrained(o) for (n, _), o in per_task.items() if n == name):
+            warnings.warn(f"optimizers[{name!r}]: a learned optimizer whose meta-parameters are all zero makes no "
+                          "update (it is the untrained architecture); label it as untrained, or load trained values",
+                          stacklevel=2)
     path = None if out_dir is None else os.path.join(out_dir, "results.jsonl")
-    if out_dir is not None:
+    if out_dir is not None and distributed.is_main():
         os.makedirs(out_dir, exist_ok=True)
-    runs = _load_runs(path) if path else []
-    fingerprints = {(n, t.name): _fingerprint(optimizers[n], t, seed) for t in tasks for n in optimizers}
+    runs = load_runs(path) if path else []
+    fingerprints = {(n, t.name): _fingerprint(per_task[(n, t.name)], t, seed) for t in tasks for n in optimizers}
     for r in runs:
         if fingerprints.get((r.optimizer, r.task), r.fingerprint) != r.fingerprint:
             raise ValueError(
                 f"out_dir: {path} holds runs of {r.optimizer!r} on {r.task!r} made with other optimizer values, "
                 "task settings or base seed; use another output directory"
             )
-    done = {(r.optimizer, r.task, r.seed) for r in runs}
-    keys = jax.random.split(jax.random.key(seed), seeds)
+        if (r.optimizer, r.task) in fingerprints and r.seeds_per_call != seeds_per_call:
+            raise ValueError(
+                f"seeds_per_call: {path} holds runs of {r.optimizer!r} on {r.task!r} trained {r.seeds_per_call} "
+                f"seeds per call, and the batch shape changes the numbers; pass seeds_per_call={r.seeds_per_call} "
+                f"to reuse them (got {seeds_per_call}), or use another output directory"
+            )
+    done = {(r.optimizer, r.task, r.seed) for r in runs if r.stats or not analysis}
+    # Every call trains exactly `seeds_per_call` seeds; split(key, n)[i] does not depend on n.
+    calls = -(-seeds // seeds_per_call)
+    keys = jax.random.split(jax.random.key(seed), calls * seeds_per_call)
     jobs = [
         (n, t, chunk)
         for t in tasks for n in optimizers
-        for chunk in (range(s, min(s + seeds_per_call, seeds)) for s in range(0, seeds, seeds_per_call))
-        if any((n, t.name, s) not in done for s in chunk)
+        for chunk in (range(c * seeds_per_call, (c + 1) * seeds_per_call) for c in range(calls))
+        if any((n, t.name, s) not in done for s in chunk if s < seeds)
     ]
+    distributed.check_same_everywhere(repr([(n, t.name, c.start) for n, t, c in jobs]), f"the runs {path} holds")
+    # Each call's seeds are sharded over every device of every process (padded to fill them all).
+    mesh = distributed.mesh_over(jax.devices(), "seeds")
+    padding = -seeds_per_call % mesh.size
     for name, task, chunk in tqdm(jobs, desc="evaluate", disable=not progress or not jobs):
-        final, returns, dormancy, curves = jax.tree.map(
-            np.asarray, _train_seeds(task, optimizers[name], keys[chunk.start:chunk.stop]))
+        batch = keys[np.minimum(np.arange(chunk.start, chunk.stop + padding), chunk.stop - 1)]
+        final, returns, dormancy, curves = distributed.to_host(_train_seeds(
+            *distributed.replicate((task, per_task[(name, task.name)]), mesh),
+            distributed.shard(batch, mesh, PartitionSpec("seeds"))))
         new = [
             Run(name, task.name, s, float(final[i]), returns[i].tolist(), dormancy[i].tolist(), task.config.batch_size,
-                {k: v[i].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)])
+                {k: v[i].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)], seeds_per_call)
             for i, s in enumerate(chunk) if (name, task.name, s) not in done
         ]
-        runs.extend(new)
-        if path:
-            _append_runs(path, new)
+        replaced = {(r.optimizer, r.task, r.seed) for r in new}
+        runs = [r for r in runs if (r.optimizer, r.task, r.seed) not in replaced] + new
+        if path and distributed.is_main():
+            append_runs(path, new)
     runs = [r for r in runs if r.seed < seeds and r.optimizer in optimizers and r.task in {t.name for t in tasks}]
     names = [t.name for t in tasks]
     report = Report(runs, _summarise(runs, list(optimizers), names, seeds), list(optimizers), names, reference)
-    if out_dir is not None:
-        from openrl.eval.report import write_report
-
+    if out_dir is not None and distributed.is_main():
         write_report(report, out_dir)
+    for logger in loggers if distributed.is_main() else ():
+        logger.log(_summary_metrics(report), step=seeds)
     return report
+
+
+def _for_task(optimizers: Mapping[str, Any], name: str, task: str) -> Any:
+    """`optimizers[name]`, or its entry for `task` when it is given per task."""
+    optimizer = optimizers[name]
+    if isinstance(optimizer, Mapping):
+        if task not in optimizer:
+            raise ValueError(f"optimizers[{name!r}]: no optimizer for task {task!r} (it has {sorted(optimizer)})")
+        return optimizer[task]
+    return optimizer
+
+
+def default_reference(optimizers: Mapping[str, Any]) -> str:
+    """The optimizer a report normalises by: the first labelled Adam (any case or suffix, e.g.
+    "Adam (tuned)"), else the first that is `optax.adam`, else the first given."""
+    import optax
+
+    from openrl.optim.optimizer import OptaxOptimizer
+
+    names = list(optimizers)
+    by_label = [n for n in names if n.strip().lower().split(" ")[0].split("(")[0] == "adam"]
+    values = [next(iter(v.values())) if isinstance(v, Mapping) else v for v in optimizers.values()]
+    by_kind = [n for n, v in zip(names, values) if isinstance(v, OptaxOptimizer) and v.factory is optax.adam]
+    return (by_label + by_kind + names)[0]
+
+
+def is_untrained(optimizer: AbstractOptimizer) -> bool:
+    """Whether `optimizer` is a learned optimizer whose meta-parameters (its float arrays) are all zero."""
+    from openrl.optim.optimizer import OptaxOptimizer
+
+    if isinstance(optimizer, OptaxOptimizer):
+        return False
+    leaves = jax.tree.leaves(eqx.filter(optimizer, eqx.is_inexact_array))
+    return bool(leaves) and all(not np.any(np.asarray(leaf)) for leaf in leaves)
+
+
+def _summary_metrics(report: Report) -> dict[str, float]:
+    metrics = {}
+    for name, intervals in report.summary.items():
+        for stat, interval in intervals.items():
+            prefix = f"evaluate/{name}/{stat}"
+            metrics.update({prefix: interval.estimate, f"{prefix}_lower": interval.lower,
+                            f"{prefix}_upper": interval.upper})
+    for task in report.tasks:
+        for name in report.optimizers:
+            metrics[f"evaluate/{task}/{name}/iqm"] = stats.iqm(report.scores(name, task))
+    return metrics
 
 
 def _summarise(runs: list[Run], optimizers: list[str], tasks: list[str], seeds: int) -> dict[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from openrl.eval import stats
-from openrl.eval.evaluation import Report
+from openrl.eval.results import Report
 from openrl.eval.plots import plot_curve_grid, plot_curves, plot_interval_bars
 from openrl.rl.analysis import ANALYSIS_DECAYS
 

@@ -23,6 +23,11 @@ A killed sweep leaves every told trial in the database. Trials of the batch it w
 heartbeats while they run; the next sweep on the study marks them failed once stale and re-queues
 their hyper-parameters (Optuna's `RetryHeartbeatStaleTrialCallback`), so they are trained again.
 An exception (e.g. Ctrl-C) instead marks the batch's untold trials failed on the way out.
+
+Each batch is sharded over this process's devices (padded to fill them). Several processes
+(`openrl.distributed`) are Optuna's multi-worker model: each runs its share of the trials against
+the shared storage, its sampler seeded apart, with `constant_liar` so workers avoid each other's
+running trials; `run_sweep` returns once every process has finished its share.
 """
 
 from __future__ import annotations
@@ -41,8 +46,12 @@ import jax.numpy as jnp
 import numpy as np
 import optuna
 import sqlalchemy
+from jax.experimental import multihost_utils
+from jax.sharding import PartitionSpec
 from jaxtyping import Array, Float, Key
+from tqdm.auto import tqdm
 
+from openrl import distributed
 from openrl.meta.tasks import Task
 from openrl.optim import presets
 from openrl.optim.optimizer import OptaxOptimizer
@@ -85,18 +94,24 @@ SPACES: dict[str, dict[str, SearchSpace]] = {
     "gridworld": {
         "adam": SearchSpace((5e-5, 1e-3), _BETAS, seeds=8),
     },
+    "cartpole": {
+        "adam": SearchSpace((1e-4, 1e-1), _BETAS, seeds=8),
+    },
 }
-"""The paper's search spaces by environment family and optimizer: Table 4 (MinAtar), 5 (Ant), 6 (gridworld)."""
+"""The paper's search spaces by environment family and optimizer: Table 4 (MinAtar), 5 (Ant), 6 (gridworld);
+`cartpole` (the quickstart's task, not in the paper) spans three decades of learning rate around them."""
 
 
 def space_for(env: str) -> str:
-    """The family of `env` whose search space the paper gives: `minatar`, `ant` or `gridworld`."""
+    """The family of `env` whose search space the paper gives (`minatar`, `ant` or `gridworld`), or `cartpole`."""
     if env.endswith("-MinAtar"):
         return "minatar"
     if env == "ant":
         return "ant"
     if "gridworld" in env.lower():
         return "gridworld"
+    if env == "CartPole-v1":
+        return "cartpole"
     raise ValueError(f"env: the paper gives no search space for {env!r}; choose a space from {sorted(SPACES)}")
 
 
@@ -185,11 +200,14 @@ def _load_study(storage: optuna.storages.RDBStorage, name: str, fingerprint: dic
 def _train_batch(
     task: Task, optimizers: OptaxOptimizer, keys: Key[Array, " seeds"]
 ) -> tuple[Float[Array, "trials seeds"], Float[Array, "trials seeds iterations"]]:
-    """Train every trial (stacked hyper-parameters) on every seed; the same seeds for all trials."""
-    env = task.sample(keys[0])
+    """Train every trial (stacked hyper-parameters) on every seed; the same seeds for all trials.
+
+    Each seed trains on its own draw of the task (`Task.run_own_draw`), so a distribution is
+    sampled once per seed, and every trial meets the same draws.
+    """
 
     def trial(optimizer: OptaxOptimizer):
-        results = eqx.filter_vmap(lambda key: task.run(optimizer, env, key))(keys)
+        results = eqx.filter_vmap(lambda key: task.run_own_draw(optimizer, key))(keys)
         return results.final_return, results.returns
 
     return eqx.filter_vmap(trial)(optimizers)
@@ -245,9 +263,12 @@ def _run_batch(study: optuna.Study, task: Task, optimizer: str, space: SearchSpa
                 if not group:
                     continue
                 members = [presets.handcrafted(optimizer, anneal=anneal, **suggestions[i][0]) for i in group]
+                mesh = distributed.mesh_over(jax.local_devices(), "trials")
+                members += members[-1:] * (-len(group) % mesh.size)
                 stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
-                group_final, group_curves = _train_batch(task, stacked, keys)
-                final[group], curves[group] = np.asarray(group_final), np.asarray(group_curves)
+                group_final, group_curves = distributed.to_host(
+                    _train_batch(task, distributed.shard(stacked, mesh, PartitionSpec("trials")), keys))
+                final[group], curves[group] = group_final[:len(group)], group_curves[:len(group)]
         for i, trial in enumerate(trials):
             _tell(study, trial, final[i], curves[i].mean(axis=0), task.config.batch_size)
             pending.remove(trial)
@@ -268,6 +289,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, final: np.ndarray, curve: np
     study.tell(trial, float(final.mean()))
 
 
+@distributed.peer_errors
 def run_sweep(
     optimizer: str,
     task: Task,
@@ -281,8 +303,10 @@ def run_sweep(
     seed: int = 0,
     pruner: str = "median",
     heartbeat_interval: int = 60,
+    progress: bool = True,
 ) -> optuna.Study:
-    """Run `n_trials` more trials of `optimizer` on `task` in the persistent study `study_name`.
+    """Run `n_trials` more trials of `optimizer` on `task` in the persistent study `study_name`
+    (in all: with several processes, each runs its share).
 
     - `space`: environment family of the search space (default: from `task.name`, see `space_for`).
     - `study_name`: default `"{optimizer}-{task.name}"`; an existing study is resumed, and must have
@@ -292,6 +316,7 @@ def run_sweep(
     - `pruner`: `"median"` or `"none"` (see the module docstring for what pruning means here).
     - `heartbeat_interval`: seconds between heartbeats of running trials; trials of a killed
       sweep are re-queued by the next sweep after twice this.
+    - `progress`: a progress bar over this process's trials, updated after each batch.
 
     Every argument is checked before anything is written or compiled.
     """
@@ -315,14 +340,25 @@ def run_sweep(
     rdb = _open_storage(_check_storage(storage), heartbeat_interval)
 
     study = _load_study(rdb, study_name, _fingerprint(optimizer, task, space, seeds, seed), pruners[pruner]())
-    # Reseeded by history length, so a resumed sweep does not replay the first run's startup samples.
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), constant_liar=True)
+    # Reseeded by history length, so a resumed sweep does not replay the first run's startup samples, and by
+    # process, so parallel workers do not draw the same ones.
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials) + 1_000_003 * jax.process_index(),
+                                               constant_liar=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     keys = jax.random.split(jax.random.key(seed), seeds)
-    for start in range(0, n_trials, batch_size):
-        _run_batch(study, task, optimizer, search, keys, min(batch_size, n_trials - start), rdb, heartbeat_interval)
+    share = len(range(jax.process_index(), n_trials, jax.process_count()))
+    bar = tqdm(total=share, desc="sweep", unit="trial", disable=not progress)
+    for start in range(0, share, batch_size):
+        _run_batch(study, task, optimizer, search, keys, min(batch_size, share - start), rdb, heartbeat_interval)
+        bar.update(min(batch_size, share - start))
+        completed = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if completed:
+            bar.set_postfix(best=f"{max(completed):.3g}")
+    bar.close()
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(f"openrl sweep {study_name}")
     return study
 
 
@@ -343,7 +379,7 @@ def best_preset(study: optuna.Study) -> dict[str, Any]:
         "hyperparams": params,
         "sweep": {"study": study.study_name, "trial": best.number, "mean_final_return": best.value,
                   "final_returns": best.user_attrs.get("final_returns"), "task": settings["task"],
-                  "seeds": settings["seeds"]},
+                  "seeds": settings["seeds"], "ppo": settings["ppo"]},
     }
 
 

@@ -3,12 +3,12 @@
 from openrl.meta.checkpoint import CheckpointError, Checkpointer
 from openrl.meta.learners import MetaLearner, OpenES
 from openrl.meta.tasks import DistributionTask, EnvTask, MultiTask, Task, make_task, reference_returns
-from openrl.meta.train import MetaConfig, MetaTrainResult, meta_train
+from openrl.meta.train import MetaConfig, MetaTrainResult, meta_train, resumable
 from openrl.meta import suites
 from openrl.meta.suites import gridworld_task
 
 __all__ = [
     "CheckpointError", "Checkpointer", "DistributionTask", "EnvTask", "MetaConfig", "MetaLearner",
     "MetaTrainResult", "MultiTask", "OpenES", "Task", "gridworld_task", "make_task", "meta_train",
-    "reference_returns", "suites",
+    "reference_returns", "resumable", "suites",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import orbax.checkpoint as ocp
 from jaxtyping import PyTree
 
 
@@ -21,6 +20,8 @@ class Checkpointer:
     """
 
     def __init__(self, directory: str | os.PathLike):
+        import orbax.checkpoint as ocp  # imported on first use: `import openrl` stays light
+
         self.directory = os.path.abspath(os.fspath(directory))
         options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
@@ -29,6 +30,8 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def save(self, step: int, state: PyTree, metadata: dict[str, Any]) -> None:
+        import orbax.checkpoint as ocp
+
         self._manager.save(
             step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(metadata))
         )
@@ -36,6 +39,8 @@ class Checkpointer:
 
     def restore(self, template: PyTree, fingerprint: dict[str, Any]) -> tuple[int, PyTree, dict[str, Any]]:
         """The latest checkpoint, checked against `fingerprint` and restored into `template`'s structure."""
+        import orbax.checkpoint as ocp
+
         step = self.latest()
         if step is None:
             raise CheckpointError(f"{self.directory}: no checkpoint to resume from")

@@ -1,7 +1,6 @@
 """What one fitness evaluation trains on: a task, or a distribution of tasks."""
 
-from __future__ import annotations
-
+import abc
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +11,11 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from openrl.optim.optimizer import AbstractOptimizer
 from openrl.rl.ppo import PPOConfig, TrainResult, train
+
+DRAW_STREAM = 2**31 - 1
+"""`run_own_draw` draws the task from `fold_in(key, DRAW_STREAM)`. Under jax's partitionable threefry
+`split(key, n)[i] == fold_in(key, i)`, so a small constant would equal a key the run itself uses
+(`fold_in(key, 1)` is `train`'s environment-reset key); no split of a run key reaches this index."""
 
 
 class Task(eqx.Module):
@@ -25,8 +29,9 @@ class Task(eqx.Module):
     name: eqx.AbstractVar[str]
     config: eqx.AbstractVar[PPOConfig]
 
+    @abc.abstractmethod
     def sample(self, key: PRNGKeyArray) -> PyTree:
-        raise NotImplementedError
+        """An environment drawn with `key` (a fixed task returns its own, whatever the key)."""
 
     def run(self, optimizer: AbstractOptimizer, env: PyTree, key: PRNGKeyArray) -> TrainResult:
         """Train a fresh agent with `optimizer` on `env`."""
@@ -34,7 +39,7 @@ class Task(eqx.Module):
 
     def run_own_draw(self, optimizer: AbstractOptimizer, key: PRNGKeyArray) -> TrainResult:
         """Train on an environment drawn from `key` itself, so seeds of a distribution see different tasks."""
-        return self.run(optimizer, self.sample(jax.random.fold_in(key, 1)), key)
+        return self.run(optimizer, self.sample(jax.random.fold_in(key, DRAW_STREAM)), key)
 
 
 class EnvTask(Task):

@@ -17,14 +17,19 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
+from openrl import distributed
 from openrl.meta.checkpoint import Checkpointer
 from openrl.meta.learners import MetaLearner
 from openrl.meta.tasks import MultiTask, Task
 from openrl.optim.optimizer import AbstractOptimizer
+from openrl.optim.saving import save
+from openrl.tracking import JsonlLogger, Logger
 
 VALIDATION_STREAM = 2**31 - 1
 """Validation keys are folded from a stream disjoint from the generations' (0, 1, ...)."""
 INIT_STREAM = 2**31 - 2
+CHECKPOINTS = "checkpoints"
+"""Subdirectory of `out_dir` holding a run's checkpoints (see `resumable`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +37,7 @@ class MetaConfig:
     """How long and how carefully to meta-train.
 
     - `generations`: ES generations in total (a resumed run continues up to it).
+    - `seed`: seed of the whole meta-training run (population noise, tasks, validation).
     - `num_rollouts`: training runs per member, averaged into its fitness.
     - `eval_every`, `eval_seeds`: validate the mean on held-out seeds every so many
       generations; the best validated generation is the result (`0` turns it off).
@@ -69,7 +75,7 @@ def population_mesh(population_size: int, devices: Sequence[jax.Device] | None =
             f"population_size: {population_size} members cannot be split evenly over {len(devices)} devices; "
             f"use a multiple of {len(devices)}"
         )
-    return jax.sharding.Mesh(np.asarray(devices), ("population",), axis_types=(jax.sharding.AxisType.Auto,))
+    return distributed.mesh_over(devices, "population")
 
 
 def _sample_envs(task: Task, key: PRNGKeyArray, size: int, paired: bool) -> PyTree:
@@ -110,7 +116,7 @@ def fitness(problem: Task | MultiTask, static: AbstractOptimizer, population: Py
 @eqx.filter_jit
 def _generation(learner: MetaLearner, problem, static, template, state, key, mesh, num_rollouts):
     ask_key, eval_key, tell_key = jax.random.split(key, 3)
-    population = learner.ask(ask_key, state, template)
+    population, state = learner.ask(ask_key, state, template)
     if mesh.size > 1:
         sharding = NamedSharding(mesh, PartitionSpec("population"))
         population = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), population)
@@ -149,6 +155,7 @@ def _fingerprint(learner: MetaLearner, problem, template: PyTree, config: MetaCo
     }
 
 
+@distributed.peer_errors
 def meta_train(
     learner: MetaLearner,
     optimizer: AbstractOptimizer,
@@ -159,11 +166,16 @@ def meta_train(
     resume: bool = False,
     progress: bool = True,
     devices: Sequence[jax.Device] | None = None,
+    loggers: Sequence[Logger] = (),
 ) -> MetaTrainResult:
     """Meta-train `optimizer`'s array fields with `learner` to maximise final return on `problem`.
 
     With `out_dir`: checkpoints (atomic, every `config.checkpoint_every` generations),
-    `metrics.jsonl` (one line per generation), `fitness.png` and `best.eqx`.
+    `metrics.jsonl` (one line per generation) and `best.eqx` with its spec `best.eqx.json`
+    (`openrl.load(os.path.join(out_dir, "best.eqx"))` reads it back); the fitness figure is the
+    caller's to draw (`openrl.eval.plot_fitness(result.history, path)`). Every generation's
+    record also goes to each of `loggers` (e.g. `openrl.tracking.TensorBoardLogger`), at step
+    `generation`; they are not closed here.
     `resume=True` continues from the last checkpoint and gives exactly the numbers of
     an uninterrupted run; an unusable checkpoint is an error, never a silent restart.
     The population is sharded over `devices` (default: all).
@@ -184,29 +196,36 @@ def meta_train(
 
     checkpointer = None
     fingerprint = _fingerprint(learner, problem, template, config)
+    # Every array a generation reads lives on the population's devices, in every process.
+    state, best, template, static, problem = distributed.replicate((state, best, template, static, problem), mesh)
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"))
+        if distributed.is_main():
+            os.makedirs(out_dir, exist_ok=True)
+        checkpointer = Checkpointer(os.path.join(out_dir, CHECKPOINTS))
         if checkpointer.latest() is not None and not resume:
             raise FileExistsError(
                 f"out_dir: {out_dir} already holds a run; pass resume=True (--resume) to continue it, or another directory"
             )
         if resume:
-            snapshot = {"state": state, "best": best, "best_score": jnp.asarray(best_score, jnp.float32)}
+            snapshot = distributed.to_host({"state": state, "best": best, "best_score": np.float32(best_score)})
             start, restored, meta = checkpointer.restore(snapshot, fingerprint)
-            state, best, best_score = restored["state"], restored["best"], float(restored["best_score"])
+            state, best = distributed.replicate((restored["state"], restored["best"]), mesh)
+            best_score = float(restored["best_score"])
             history = meta["history"]
-        _write_log(out_dir, history)
+        if distributed.is_main():
+            loggers = [JsonlLogger(os.path.join(out_dir, "metrics.jsonl"), step_key="generation", history=history),
+                       *loggers]
+    loggers = loggers if distributed.is_main() else ()
 
-    # Every array the generation step reads lives on the same devices as the population.
-    state, template = jax.device_put((state, template), NamedSharding(mesh, PartitionSpec()))
     bar = tqdm(range(start, config.generations), initial=start, total=config.generations, disable=not progress,
                desc="meta-train", unit="gen")
     for generation in bar:
         tic = time.perf_counter()
-        state, scores, metrics = _generation(learner, problem, static, template, state,
-                                             jax.random.fold_in(base_key, generation), mesh, config.num_rollouts)
-        finite = np.asarray(scores)[np.isfinite(np.asarray(scores))]
+        key = distributed.replicate(jax.random.fold_in(base_key, generation), mesh)
+        state, scores, metrics = _generation(learner, problem, static, template, state, key, mesh,
+                                             config.num_rollouts)
+        scores, metrics = distributed.to_host((scores, metrics))
+        finite = scores[np.isfinite(scores)]
         record = {
             "generation": generation + 1,
             "fitness_mean": float(finite.mean()) if finite.size else float("nan"),
@@ -216,8 +235,8 @@ def meta_train(
         }
         if config.eval_every and ((generation + 1) % config.eval_every == 0 or generation + 1 == config.generations):
             mean = learner.mean(state, template)
-            score = float(_validate(problem, eqx.combine(mean, static),
-                                    jax.random.fold_in(base_key, VALIDATION_STREAM), config.eval_seeds))
+            key = distributed.replicate(jax.random.fold_in(base_key, VALIDATION_STREAM), mesh)
+            score = float(distributed.to_host(_validate(problem, eqx.combine(mean, static), key, config.eval_seeds)))
             record["validation"] = score
             if score > best_score:
                 best, best_score = mean, score
@@ -225,33 +244,26 @@ def meta_train(
         history.append(record)
         bar.set_postfix(fit_mean=f"{record['fitness_mean']:.3g}", fit_max=f"{record['fitness_max']:.3g}",
                         sigma=f"{record['sigma']:.3g}", s_per_gen=f"{record['seconds']:.1f}")
+        for logger in loggers:
+            logger.log({k: v for k, v in record.items() if k != "generation"}, step=generation + 1)
         if out_dir is not None:
-            _append_log(out_dir, record)
             if (generation + 1) % config.checkpoint_every == 0 or generation + 1 == config.generations:
                 checkpointer.save(
                     generation + 1,
-                    {"state": state, "best": best, "best_score": jnp.asarray(best_score, jnp.float32)},
+                    distributed.to_host({"state": state, "best": best, "best_score": np.float32(best_score)}),
                     {"fingerprint": fingerprint, "history": history},
                 )
     bar.close()
 
-    final = eqx.combine(learner.mean(state, template), static)
-    best_optimizer = eqx.combine(best, static) if config.eval_every else final
-    if out_dir is not None:
-        eqx.tree_serialise_leaves(os.path.join(out_dir, "best.eqx"), best_optimizer)
-        from openrl.eval.plots import plot_fitness
-
-        plot_fitness(history, os.path.join(out_dir, "fitness.png"))
+    final = distributed.to_local(eqx.combine(learner.mean(state, template), static))
+    best_optimizer = distributed.to_local(eqx.combine(best, static)) if config.eval_every else final
+    if out_dir is not None and distributed.is_main():
+        save(best_optimizer, os.path.join(out_dir, "best.eqx"))  # with its spec: `openrl.load` reads it back
     return MetaTrainResult(best_optimizer, final, history)
 
 
-def _write_log(out_dir: str | os.PathLike, history: list[dict[str, Any]]) -> None:
-    path = os.path.join(out_dir, "metrics.jsonl")
-    with open(path + ".tmp", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in history)
-    os.replace(path + ".tmp", path)
+def resumable(out_dir: str | os.PathLike) -> bool:
+    """Whether `out_dir` holds a checkpointed run that `meta_train(..., resume=True)` can try to continue."""
+    directory = os.path.join(out_dir, CHECKPOINTS)
+    return os.path.isdir(directory) and Checkpointer(directory).latest() is not None
 
-
-def _append_log(out_dir: str | os.PathLike, record: dict[str, Any]) -> None:
-    with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps(record) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 
 import equinox as eqx
@@ -50,15 +51,37 @@ def gru_mlp_layers(
     return gru, hidden, init(eqx.nn.Linear(size.width, out_size, key=keys[-1]))
 
 
+def _sigmoid(x: Float[Array, "..."]) -> Float[Array, "..."]:
+    # The same function as jax.nn.sigmoid through tanh, which XLA:CPU evaluates ~1.5x faster than 1 / (1 + exp(-x)).
+    return 0.5 + 0.5 * jnp.tanh(0.5 * x)
+
+
 def gru_step(gru: eqx.nn.GRUCell, x: Float[Array, "c n"], hidden: Float[Array, "h n"]) -> Float[Array, "h n"]:
     """One step of `gru` for every parameter at once (channels-first, equinox's gate order r, z, n)."""
     h = gru.hidden_size
-    gates_x = gru.weight_ih @ x + gru.bias[:, None]
-    gates_h = gru.weight_hh @ hidden
-    reset = jax.nn.sigmoid(gates_x[:h] + gates_h[:h])
-    update = jax.nn.sigmoid(gates_x[h : 2 * h] + gates_h[h : 2 * h])
-    new = jnp.tanh(gates_x[2 * h :] + reset * (gates_h[2 * h :] + gru.bias_n[:, None]))
-    return new + update * (hidden - new)
+    with jax.named_scope("openrl.gru"):
+        gates_x = gru.weight_ih @ x + gru.bias[:, None]
+        gates_h = gru.weight_hh @ hidden
+        reset = _sigmoid(gates_x[:h] + gates_h[:h])
+        update = _sigmoid(gates_x[h : 2 * h] + gates_h[h : 2 * h])
+        new = jnp.tanh(gates_x[2 * h :] + reset * (gates_h[2 * h :] + gru.bias_n[:, None]))
+        return new + update * (hidden - new)
+
+
+def centred_layer_norm_relu(
+    layer: eqx.nn.Linear, norm: eqx.nn.LayerNorm, y: Float[Array, "i n"]
+) -> Float[Array, "o n"]:
+    """relu(LayerNorm(layer(y))) over the feature (first) axis, for every parameter (column) at once.
+
+    LayerNorm's centring is linear, so it is folded into the layer's weights (rows minus their mean),
+    leaving one matmul for the layer and one for the variance; a leading-axis reduce is ~15x slower on CPU.
+    """
+    weight = layer.weight - layer.weight.mean(axis=0, keepdims=True)
+    bias = layer.bias - layer.bias.mean()
+    centred = weight @ y + bias[:, None]
+    average = jnp.full((1, centred.shape[0]), 1.0 / centred.shape[0], centred.dtype)
+    y = centred * jax.lax.rsqrt(average @ (centred * centred) + norm.eps)
+    return jax.nn.relu(y * norm.weight[:, None] + norm.bias[:, None])
 
 
 class AbstractNetwork(eqx.Module):
@@ -66,21 +89,25 @@ class AbstractNetwork(eqx.Module):
     outputs `[out_size, n]` and the new state out (parameters on the last axis)."""
 
     @property
+    @abc.abstractmethod
     def in_size(self) -> int:
-        raise NotImplementedError
+        """Input channels per parameter."""
 
     @property
+    @abc.abstractmethod
     def out_size(self) -> int:
-        raise NotImplementedError
+        """Outputs per parameter (the head's inputs)."""
 
     @property
+    @abc.abstractmethod
     def hidden_size(self) -> int:
-        raise NotImplementedError
+        """Recurrent state size per parameter."""
 
+    @abc.abstractmethod
     def __call__(
         self, x: Float[Array, "c n"], hidden: Float[Array, "h n"]
     ) -> tuple[Float[Array, "k n"], Float[Array, "h n"]]:
-        raise NotImplementedError
+        """Outputs `[out_size, n]` and the new recurrent state `[hidden_size, n]`."""
 
 
 class PerParameterNetwork(AbstractNetwork):
@@ -121,11 +148,7 @@ class PerParameterNetwork(AbstractNetwork):
         """
         hidden = gru_step(self.gru, x, hidden)
         y = hidden
-        for layer, norm in zip(self.hidden_layers, self.norms):
-            y = layer.weight @ y + layer.bias[:, None]
-            # LayerNorm over the feature axis; averages as matmuls (a leading-axis reduce is ~15x slower on CPU).
-            average = jnp.full((1, y.shape[0]), 1.0 / y.shape[0], y.dtype)
-            centred = y - average @ y
-            y = centred * jax.lax.rsqrt(average @ (centred * centred) + norm.eps)
-            y = jax.nn.relu(y * norm.weight[:, None] + norm.bias[:, None])
-        return self.output.weight @ y + self.output.bias[:, None], hidden
+        with jax.named_scope("openrl.mlp"):
+            for layer, norm in zip(self.hidden_layers, self.norms):
+                y = centred_layer_norm_relu(layer, norm, y)
+            return self.output.weight @ y + self.output.bias[:, None], hidden

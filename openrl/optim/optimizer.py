@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -26,13 +27,15 @@ class AbstractOptimizer(eqx.Module):
     meta-parameters: `eqx.partition(optimizer, eqx.is_inexact_array)`.
     """
 
+    @abc.abstractmethod
     def init(self, params: PyTree, layout: ParamLayout | None = None) -> PyTree:
-        raise NotImplementedError
+        """The optimizer state for `params` (`layout` describes their leaves; derived from them if `None`)."""
 
+    @abc.abstractmethod
     def update(
         self, grads: PyTree, state: PyTree, params: PyTree, *, ctx: Context, key: PRNGKeyArray
     ) -> tuple[PyTree, PyTree]:
-        raise NotImplementedError
+        """`(updates, new_state)`: updates are added to the parameters."""
 
     def update_with_stats(
         self, grads: PyTree, state: PyTree, params: PyTree, *, ctx: Context, key: PRNGKeyArray

@@ -24,7 +24,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from openrl.optim.layout import Context, ParamLayout
@@ -400,6 +399,8 @@ def load_velo(path: str | os.PathLike) -> VeLO:
             "https://storage.googleapis.com/gresearch/learned_optimization/pretrained_lopts/"
             "aug12_continue_on_bigger_2xbs_200kstep_bigproblem_v2_5620/params"
         )
+    from flax import serialization  # imported on first use: `import openrl` stays light
+
     with open(path, "rb") as f:
         data = f.read()
     try:
@@ -422,6 +423,8 @@ def load_velo(path: str | os.PathLike) -> VeLO:
 
 def save_velo(velo: VeLO, path: str | os.PathLike, *, gen_id: str = "", step: int = 0) -> None:
     """Write `velo` in the published checkpoint format (flax msgpack of a `ParameterCheckpoint`)."""
+    from flax import serialization
+
     theta = jax.tree.map(np.asarray, velo.theta)
     with open(path, "wb") as f:
         f.write(serialization.msgpack_serialize({"params": theta, "gen_id": gen_id, "step": step}))
