@@ -21,12 +21,14 @@ from openrl.optim import (
     TrainingProp,
     UpdateHead,
     VeLO,
+    load,
     load_pretrained,
     load_velo,
     presets,
+    save,
     save_pretrained,
 )
-from openrl import eval, meta, plugins
+from openrl import eval, meta, plugins, tracking
 from openrl.eval import evaluate
 from openrl.meta import MetaConfig, MetaLearner, OpenES, meta_train
 from openrl.rl import ActorCritic, PPOConfig, TrainResult, train
@@ -35,6 +37,6 @@ __all__ = [
     "AbstractOptimizer", "ActorCritic", "BatchProp", "Context", "Dormancy", "Feature", "FeatureSet",
     "Gradient", "LayerProp", "LeafInfo", "MagnitudeHead", "Momentum", "NetworkSize", "OptaxOptimizer",
     "Optimizer", "PPOConfig", "ParamLayout", "ParamValue", "StochasticHead", "TrainResult", "TrainingProp",
-    "UpdateHead", "VeLO", "load_pretrained", "load_velo", "presets", "save_pretrained", "train",
-    "MetaConfig", "MetaLearner", "OpenES", "eval", "evaluate", "meta", "meta_train", "plugins",
+    "UpdateHead", "VeLO", "load", "load_pretrained", "load_velo", "presets", "save", "save_pretrained", "train",
+    "MetaConfig", "MetaLearner", "OpenES", "eval", "evaluate", "meta", "meta_train", "plugins", "tracking",
 ]

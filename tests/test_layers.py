@@ -14,7 +14,6 @@ import tomllib
 import equinox as eqx
 import pytest
 
-import openrl
 from openrl.meta.tasks import Task
 from openrl.optim.network import AbstractNetwork
 from openrl.optim.optimizer import AbstractOptimizer
@@ -62,7 +61,8 @@ def imports(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
             # `from a import b` imports the module a.b when there is one, else a.
             names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
         else:
@@ -125,6 +125,16 @@ def test_concrete_classes_are_final():
                   for cls in classes() if issubclass(cls, (eqx.Module, Logger))
                   for base in cls.__mro__[1:] if base.__module__.startswith("openrl") and not is_abstract(base)]
     assert not subclassed, "\n".join(subclassed)
+
+
+def test_abstract_fields_are_seen_by_equinox():
+    # Under `from __future__ import annotations` an `eqx.AbstractVar[...]` annotation is a string, which
+    # equinox does not recognise: it silently becomes an ordinary field and the class is not abstract.
+    stringified = [f"{cls.__module__}.{cls.__qualname__}.{name}: {hint}" for cls in classes()
+                   if issubclass(cls, eqx.Module) for name, hint in inspect.get_annotations(cls).items()
+                   if isinstance(hint, str) and ("AbstractVar[" in hint or "AbstractClassVar[" in hint)]
+    assert not stringified, "\n".join(stringified)
+    assert Task.__abstractvars__ == {"name", "config"}
 
 
 @pytest.mark.parametrize("base", [AbstractOptimizer, AbstractNetwork, Task, Logger])

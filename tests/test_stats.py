@@ -192,3 +192,57 @@ def test_normalise():
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# rliable (Agarwal et al. 2021), the library the OPEN paper used, defines the aggregates; its interval
+# estimates run on `arch`, which does not import next to pandas 3 (arch < 8 is what rliable allows), so
+# the stratified percentile bootstrap is checked against scipy's, which resamples each task independently.
+
+def test_aggregates_match_rliable():
+    from rliable import metrics
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(1.0, 0.7, size=(10, 5))
+    assert iqm(scores) == pytest.approx(metrics.aggregate_iqm(scores), rel=1e-12)
+    assert mean(scores) == pytest.approx(metrics.aggregate_mean(scores), rel=1e-12)
+    for gamma in (0.5, 1.0, 2.0):
+        expected = metrics.aggregate_optimality_gap(scores, gamma)
+        assert optimality_gap(scores, gamma) == pytest.approx(expected, rel=1e-12)
+    # rliable's median is the median of per-task means; ours (documented) pools runs and tasks. One run per task agrees.
+    assert median(scores[:1]) == pytest.approx(metrics.aggregate_median(scores[:1]), rel=1e-12)
+    x, y = rng.integers(0, 4, size=(8, 3)).astype(float), rng.integers(0, 4, size=(6, 3)).astype(float)  # ties
+    assert probability_of_improvement(x, y, reps=10).estimate == pytest.approx(
+        metrics.probability_of_improvement(x, y), rel=1e-12)
+    assert probability_of_improvement(x, x, reps=10).estimate == metrics.probability_of_improvement(x, x) == 0.5
+
+
+def scipy_stratified_ci(samples, statistic, reps):
+    """scipy's percentile bootstrap resampling every sample (a task's runs) independently."""
+    result = scipy.stats.bootstrap(tuple(samples), statistic, n_resamples=reps, method="percentile", paired=False,
+                                   vectorized=True, axis=-1, random_state=1)
+    return result.confidence_interval
+
+
+@pytest.mark.parametrize("name", ["iqm", "mean", "optimality_gap"])
+def test_stratified_bootstrap_cis_match_scipys(name):
+    # Tasks on different scales: pooling runs across tasks would give intervals about twice as wide.
+    scores = np.random.default_rng(2).normal([0.0, 1.0, 3.0], 0.5, size=(12, 3))
+    ours = aggregate(scores, reps=20_000)[name]
+    reference = {"iqm": iqm, "mean": mean, "optimality_gap": optimality_gap}[name]
+    lower, upper = scipy_stratified_ci(scores.T, lambda *tasks, axis: reference(np.stack(tasks, axis=-1)), 20_000)
+    width = upper - lower
+    assert abs(ours.lower - lower) < 0.03 * width and abs(ours.upper - upper) < 0.03 * width
+
+
+def test_probability_of_improvement_ci_matches_scipys():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(0.3, 1.0, size=(10, 2)), rng.normal(0.0, 1.0, size=(8, 2))
+    ours = probability_of_improvement(x, y, reps=20_000)
+
+    def poi(x1, x2, y1, y2, axis):
+        xs, ys = np.stack([x1, x2], axis=-1), np.stack([y1, y2], axis=-1)
+        return stats._improvement(xs, ys)
+
+    lower, upper = scipy_stratified_ci([*x.T, *y.T], poi, 20_000)
+    width = upper - lower
+    assert abs(ours.lower - lower) < 0.03 * width and abs(ours.upper - upper) < 0.03 * width

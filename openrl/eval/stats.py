@@ -15,6 +15,11 @@ The aggregates (`iqm`, `mean`, `median`, `optimality_gap`) reduce over all runs 
 also take leading batch axes (`[*batch, runs, tasks] -> [*batch]`), which is how the bootstrap
 evaluates every resample at once. Bootstrap results for a seed do not depend on how the
 resamples are split into memory-sized chunks.
+
+openrl's tests check `iqm`, `mean`, `optimality_gap` and `probability_of_improvement` against
+`rliable.metrics` (they agree to rounding; `median` differs by definition, see its docstring) and
+the stratified percentile intervals against scipy's bootstrap. rliable is not a dependency: its
+interval estimates need `arch` < 8, which does not import alongside pandas 3, and it is source-only.
 """
 
 import dataclasses
