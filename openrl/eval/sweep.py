@@ -58,6 +58,9 @@ from openrl.optim.optimizer import OptaxOptimizer
 
 REPORTS_PER_TRIAL = 10
 """Intermediate values each trial reports from its return curve (fewer if training is shorter)."""
+SWEEP_VERSION = 2
+"""Part of every study's fingerprint; bumped when trial values change meaning, so older studies are
+refused rather than mixed in (2: each seed trains on its own draw of a task distribution)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +175,8 @@ def _fingerprint(optimizer: str, task: Task, space: str, seeds: int, seed: int) 
     """What makes trial values comparable; a study is only resumed with the same."""
     ppo = {f.name: getattr(task.config, f.name) for f in dataclasses.fields(task.config)}
     ppo = {k: v.item() if isinstance(v, (np.ndarray, jax.Array)) else v for k, v in ppo.items()}
-    return {"optimizer": optimizer, "task": task.name, "space": space, "seeds": seeds, "seed": seed, "ppo": ppo}
+    return {"version": SWEEP_VERSION, "optimizer": optimizer, "task": task.name, "space": space, "seeds": seeds,
+            "seed": seed, "ppo": ppo}
 
 
 def _load_study(storage: optuna.storages.RDBStorage, name: str, fingerprint: dict[str, Any],
