@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from openrl import distributed
 from openrl.shell import (
     RECORD,
     HelpFormatter,
@@ -15,6 +16,7 @@ from openrl.shell import (
     UserError,
     add_config_flag,
     add_learner_flags,
+    add_logger_flag,
     add_meta_flags,
     add_ppo_flags,
     apply_record,
@@ -60,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_meta_flags(meta)
     meta.add_argument("--out", required=True, help="output directory")
     meta.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_logger_flag(meta)
     add_config_flag(meta)
+    distributed.add_arguments(meta)
 
     sweep = commands.add_parser("sweep", help="tune Adam, RMSprop or Lion with Optuna (paper Appendix C.2)")
     sweep.add_argument("--optimizer", required=True, help="adam, rmsprop or lion")
@@ -77,12 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop trials whose return falls below the median of earlier trials' at the same step")
     sweep.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the runs' keys")
     sweep.add_argument("--preset", default=None, help="where to write the best values (default: STUDY.json)")
+    distributed.add_arguments(sweep)
 
     from openrl.eval.commands import add_commands
 
     add_commands(commands)
     commands.add_parser("plugins", help="list installed features, heads, optimizers, meta-learners and envs")
     commands.add_parser("envs", help="list registered environments")
+    commands.add_parser("pretrained", help="list the paper's released OPEN optimizers: what each was trained on, "
+                                           "its tuned Adam and Adam normaliser (use with --optimizer OPEN=NAME)")
     return parser
 
 
@@ -96,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         replayed = _replay(parser, argv)
         args = parser.parse_args(argv)
         run = Invocation(args, argv, replayed)
+        if hasattr(args, "coordinator"):  # before anything starts JAX
+            with user_input():
+                distributed.initialize_from_args(args)
         if args.command == "quickstart":
             from openrl.quickstart import run_quickstart
 
@@ -117,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from openrl.rl import envs
 
             print("\n".join(envs.names()))
+        elif args.command == "pretrained":
+            from openrl.optim.pretrained import format_released
+
+            print(format_released())
     except (UserError, FileExistsError, FileNotFoundError) as error:
         print(f"openrl {command}: error: {error}", file=sys.stderr)
         return 2
@@ -179,13 +193,17 @@ def _meta_train(run: Invocation) -> None:
     if validations:
         print_budget("validation", [("validations", validations), ("seeds", meta_config.eval_seeds)],
                      config.total_timesteps)
-    run.start(args.out, resolved)
+    if distributed.is_main():
+        run.start(args.out, resolved)
     try:
-        result = meta_train(learner, optimizer, task, meta_config, out_dir=args.out, resume=args.resume)
+        with open_loggers(args) as loggers:
+            result = meta_train(learner, optimizer, task, meta_config, out_dir=args.out, resume=args.resume,
+                                loggers=loggers)
     except CheckpointError as error:
         raise UserError(f"--resume: {error}") from error
-    plot_fitness(result.history, os.path.join(args.out, "fitness.png"))
-    run.finish(args.out, resolved)
+    if distributed.is_main():
+        plot_fitness(result.history, os.path.join(args.out, "fitness.png"))
+        run.finish(args.out, resolved)
     best = max((r for r in result.history if "validation" in r), key=lambda r: r["validation"], default=None)
     if best is not None:
         print(f"best validated generation: {best['generation']} (mean final return {best['validation']:.2f})")
@@ -194,6 +212,7 @@ def _meta_train(run: Invocation) -> None:
 
 def _sweep(args: argparse.Namespace) -> None:
     from openrl.eval.sweep import (
+        best_preset,
         default_study_name,
         run_sweep,
         search_space,
@@ -219,7 +238,7 @@ def _sweep(args: argparse.Namespace) -> None:
         study = run_sweep(args.optimizer, task, storage=args.storage, n_trials=args.n_trials, space=space,
                           study_name=study_name, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
                           pruner=args.pruner)
-    preset = write_preset(study, preset_path)
+    preset = write_preset(study, preset_path) if distributed.is_main() else best_preset(study)
     print(f"study {study_name!r}: {len(study.trials)} trials; best mean final return "
           f"{preset['sweep']['mean_final_return']:.2f} with {preset['hyperparams']}, anneal={preset['anneal']}")
     print(f"wrote {preset_path} (load it with openrl.presets.from_sweep)")

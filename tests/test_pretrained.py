@@ -114,11 +114,11 @@ def test_registry_metadata_is_the_papers():
     assert sorted(RELEASED) == ["ant", "asterix", "breakout", "freeway", "gridworld", "multi", "spaceinvaders"]
     normalisers = {env: n for r in RELEASED.values() for env, n in zip(r.envs, r.normalisers)}
     assert normalisers == {"Asterix-MinAtar": 15.04, "Freeway-MinAtar": 61.84, "Breakout-MinAtar": 50.08,
-                           "SpaceInvaders-MinAtar": 167.09, "ant": 6517.31, "gridworld:all": 1.0}
+                           "SpaceInvaders-MinAtar": 167.09, "ant": 6517.31, "gridworld-all": 1.0}
     assert RELEASED["multi"].size == "large" and all(r.size == "small" for n, r in RELEASED.items() if n != "multi")
     assert RELEASED["multi"].adam == ("asterix", "breakout", "freeway", "space_invaders")
     known = set(envs.names())
-    assert {env for r in RELEASED.values() for env in r.envs if not env.startswith("gridworld:")} <= known
+    assert {env for r in RELEASED.values() for env in r.envs} <= known
     assert (RELEASED["ant"].ppo, RELEASED["gridworld"].ppo, RELEASED["asterix"].ppo) == ("ant", "gridworld", "minatar")
 
 

@@ -8,15 +8,18 @@ from typing import Any
 
 import equinox as eqx
 
+from openrl import distributed
 from openrl.optim.optimizer import AbstractOptimizer
 from openrl.shell import (
     Invocation,
     UserError,
     add_config_flag,
     add_learner_flags,
+    add_logger_flag,
     add_meta_flags,
     add_ppo_flags,
     config_dict,
+    open_loggers,
     positive_int,
     print_budget,
     resolve_learner,
@@ -39,9 +42,11 @@ TUNED_FOR = {"Breakout-MinAtar": "breakout", "Asterix-MinAtar": "asterix", "Free
 
 OPTIMIZER_HELP = (
     "an optimizer, [LABEL=]SPEC, repeatable; SPEC is a registered name (adam, rmsprop, lion, no_features, open, "
-    "...: see `openrl plugins`), a released OPEN weights file (*.npy), the best values of `openrl sweep` "
-    "(*.json), or PRESET:PATH for a meta-trained optimizer saved by `openrl meta-train` "
-    "(e.g. no_features:runs/nf/best.eqx). `open` is the optimizer the paper released for each --env "
+    "...: see `openrl plugins`), a released OPEN optimizer by name (asterix, breakout, freeway, spaceinvaders, "
+    "multi, ant, gridworld: see `openrl pretrained`) or weights file (*.npy), the best values of `openrl sweep` "
+    "(*.json), an optimizer saved by `openrl meta-train` (runs/x/best.eqx, read with its spec), or "
+    "PRESET:PATH for one saved without a spec (e.g. no_features:runs/nf/best.eqx). `open` is the optimizer "
+    "the paper released for each --env "
     "(an error where there is none); `open:untrained` is OPEN's architecture before meta-training, which "
     "makes no update (labelled \"OPEN (untrained)\")"
 )
@@ -52,7 +57,7 @@ def released_for(env: str) -> str | None:
     from openrl.optim.pretrained import RELEASED
 
     for name, entry in RELEASED.items():
-        if entry.envs == (env,) or (env.startswith("gridworld") and entry.envs == ("gridworld:all",)):
+        if entry.envs == (env,) or (env.startswith("gridworld") and entry.envs == ("gridworld-all",)):
             return name
     return None
 
@@ -64,7 +69,7 @@ def _label(name: str, optimizer: AbstractOptimizer) -> str:
     return f"{label} ({UNTRAINED})" if is_untrained(optimizer) else label
 
 
-def _preset(name: str, tuned_for: str | None, env: str) -> AbstractOptimizer:
+def _preset(name: str, tuned_for: str | None, env: str | None) -> AbstractOptimizer:
     from openrl import plugins
 
     if name not in plugins.available("openrl.optimizers"):
@@ -77,17 +82,19 @@ def _preset(name: str, tuned_for: str | None, env: str) -> AbstractOptimizer:
     if "env" in inspect.signature(factory).parameters:
         tuned_for = tuned_for or TUNED_FOR.get(env)
         if tuned_for is None:
-            raise UserError(f"--tuned-for: {name!r} needs the environment its values were tuned for, and "
-                            f"{env!r} has none of the paper's; give one, e.g. --tuned-for breakout")
+            raise UserError(f"--tuned-for: {name!r} needs the environment its values were tuned for"
+                            + (f", and {env!r} has none of the paper's" if env else "")
+                            + "; give one, e.g. --tuned-for breakout")
         with user_input({"env": "--tuned-for"}):
             return factory(env=tuned_for)
     return factory()
 
 
-def optimizer_from_spec(spec: str, envs: list[str], tuned_for: str | None = None
+def optimizer_from_spec(spec: str, tuned_for: str | None = None, envs: list[str] | None = None
                         ) -> tuple[str, AbstractOptimizer | dict[str, AbstractOptimizer]]:
     """`(label, optimizer)` from `[LABEL=]SPEC` (see `OPTIMIZER_HELP`) for the environments `envs`; the
     optimizer is `{env: optimizer}` where it depends on the environment (tuned values, released OPEN)."""
+    envs = list(envs or [None])
     label, sep, body = spec.partition("=")
     if not sep:
         label, body = "", spec
@@ -115,10 +122,17 @@ def optimizer_from_spec(spec: str, envs: list[str], tuned_for: str | None = None
         except Exception as error:  # equinox raises several types for a file of another structure
             raise UserError(f"--optimizer {spec!r}: {path} does not hold a {name!r} optimizer ({error})") from error
         return label or LABELS.get(name, name), optimizer
-    if body == "open":
-        from openrl.optim.pretrained import load_pretrained
+    if body.endswith(".eqx"):
+        from openrl.optim.saving import load
 
-        missing = [env for env in envs if released_for(env) is None]
+        with user_input({"path": "--optimizer"}):
+            return file_label, load(body)
+    from openrl.optim.pretrained import RELEASED, load_pretrained
+
+    if body in RELEASED:
+        return label or f"OPEN ({body})", load_pretrained(body)
+    if body == "open":
+        missing = [env for env in envs if env is None or released_for(env) is None]
         if missing:
             raise UserError(f"--optimizer open: the paper released no OPEN optimizer for {missing}; give "
                             "open:untrained for the architecture, or a meta-trained optimizer (open:PATH)")
@@ -147,7 +161,9 @@ def add_commands(commands: Any) -> None:
     evaluate.add_argument("--reference", default=None,
                           help="optimizer to normalise by (default: the one labelled Adam, else the first)")
     evaluate.add_argument("--out", required=True, help="report directory; its stored runs are reused")
+    add_logger_flag(evaluate)
     add_config_flag(evaluate)
+    distributed.add_arguments(evaluate)
 
     ablate = commands.add_parser("ablate", help="meta-train OPEN minus one part and compare (paper Figure 5)")
     ablate.add_argument("--env", default="Breakout-MinAtar", help="environment name (see `openrl envs`)")
@@ -202,7 +218,7 @@ def run_command(run: Invocation) -> None:
         with user_input({"name": "--env"}):
             tasks = [make_task(env, configs[env]) for env in args.env]
         envs = [t.name for t in tasks]
-        optimizers = dict(optimizer_from_spec(spec, envs, args.tuned_for) for spec in args.optimizer)
+        optimizers = dict(optimizer_from_spec(spec, args.tuned_for, envs) for spec in args.optimizer)
         if len(optimizers) != len(args.optimizer):
             raise UserError(
                 f"--optimizer: labels must be unique; give LABEL=SPEC to tell them apart ({args.optimizer})"
@@ -212,11 +228,15 @@ def run_command(run: Invocation) -> None:
         for env, config in configs.items():
             print_budget(env, [("optimizers", len(optimizers)), ("seeds", args.seeds)], config.total_timesteps)
         resolved = {"ppo": {env: config_dict(c) for env, c in configs.items()}, "optimizers": list(optimizers)}
-        run.start(args.out, resolved)
+        if distributed.is_main():
+            run.start(args.out, resolved)
         with user_input({"out_dir": "--out", "seeds_per_call": "--seeds-per-call"}, only_named=True):
-            report = evaluate(optimizers, tasks, args.seeds, seed=args.seed, out_dir=args.out,
-                              reference=args.reference, seeds_per_call=args.seeds_per_call, analysis=args.analysis)
-        run.finish(args.out, resolved)
+            with open_loggers(args) as loggers:
+                report = evaluate(optimizers, tasks, args.seeds, seed=args.seed, out_dir=args.out,
+                                  reference=args.reference, seeds_per_call=args.seeds_per_call,
+                                  analysis=args.analysis, loggers=loggers)
+        if distributed.is_main():
+            run.finish(args.out, resolved)
         print(report.table())
         print(f"wrote {args.out}/summary.md, results.jsonl and figures")
         return

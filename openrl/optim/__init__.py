@@ -18,7 +18,8 @@ from openrl.optim.network import LARGE, SMALL, AbstractNetwork, NetworkSize, Per
 from openrl.optim.optim4rl import MomentNetwork, Optim4RLHead, Optim4RLNetwork, SignLogGradient
 from openrl.optim.optimizer import AbstractOptimizer, LearnedState, OptaxOptimizer, Optimizer
 from openrl.optim import presets
-from openrl.optim.pretrained import from_vector, load_pretrained, save_pretrained, to_vector
+from openrl.optim.pretrained import RELEASED, from_vector, load_pretrained, save_pretrained, to_vector
+from openrl.optim.saving import load, save
 from openrl.optim.separated import Separated, SeparatedState
 from openrl.optim.velo import VeLO, VeLOState, load_velo, save_velo
 
@@ -27,7 +28,7 @@ __all__ = [
     "Gradient", "LARGE", "LayerProp", "LearnedState", "LeafInfo", "MagnitudeHead", "Momentum",
     "NetworkSize", "OptaxOptimizer", "Optimizer", "ParamLayout", "ParamValue", "PerParameterNetwork",
     "SMALL", "StochasticHead", "TrainingProp", "UpdateHead", "from_vector", "load_pretrained",
-    "presets", "save_pretrained", "to_vector",
+    "presets", "save_pretrained", "to_vector", "RELEASED", "load", "save",
     "AbstractNetwork", "MomentNetwork", "Optim4RLHead", "Optim4RLNetwork", "SignLogGradient",
     "VeLO", "VeLOState", "load_velo", "save_velo",
     "Separated", "SeparatedState",

@@ -137,7 +137,7 @@ RELEASED: dict[str, Released] = {
         _minatar("freeway", "Freeway-MinAtar", "freeway", 61.84,
                  "97ea3f8f9a6e34523dd50c138a1538b33fbd2b1c3a5ee05a31014460825ea9f0"),
         Released("gridworld", "gridworld_OPEN.npy", "16ebb93a79adbcbfdb3e6019986109ee374764cb9cc8b0ad65f69bdcaedd9bb5",
-                 "small", ("gridworld:all",), "gridworld", 30_000_000, ("gridworld",), (1.0,)),
+                 "small", ("gridworld-all",), "gridworld", 30_000_000, ("gridworld",), (1.0,)),
         Released("multi", "multi_OPEN.npy", "9ba2dea70b0b308a365516dab092808b7b9211c70072bca934d83affaee5f60c",
                  "large", ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"),
                  "minatar", 10_000_000, ("asterix", "breakout", "freeway", "space_invaders"),
@@ -156,6 +156,22 @@ def released(name: str) -> Released:
         raise ValueError(f"no released OPEN optimizer called {name!r}; known: {', '.join(RELEASED)} "
                          "(or give the path of a .npy weights file)")
     return RELEASED[name]
+
+
+def format_released() -> str:
+    """The registry, one block per optimizer (what `openrl pretrained` prints)."""
+    lines = [
+        "The paper's released OPEN optimizers (Apache-2.0; github.com/AlexGoldie/rl-learned-optimization,",
+        "commit 0e847c55a3d0230b0bb713c16b25e82774d40bf0), shipped in openrl/pretrained/. Load one with",
+        "orl.load_pretrained(NAME) or `openrl evaluate --optimizer OPEN=NAME`.",
+    ]
+    for r in RELEASED.values():
+        steps = f"{r.total_timesteps:.0e}".replace("e+0", "e")
+        lines += ["", f"{r.name}: {r.size} ({ {'small': 1211, 'large': 3571}[r.size] } numbers), {r.file}, sha256 {r.sha256}",
+                  f"  trained on: {', '.join(r.envs)}; PPO preset {r.ppo}, {steps} steps per run"]
+        lines += [f"  {env}: tuned Adam presets.adam({adam!r}), Adam normaliser {n:g}"
+                  for env, adam, n in zip(r.envs, r.adam, r.normalisers)]
+    return "\n".join(lines)
 
 
 def _is_name(source: str | os.PathLike) -> bool:
