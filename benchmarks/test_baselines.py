@@ -5,8 +5,14 @@ Optim4RL and No Features have no released weights, so they run at their initiali
 sign descent at 0.1 x Adam's rate; No Features: all-zero, i.e. no update). VeLO's returns need the
 published checkpoint (path in `OPENRL_VELO_CHECKPOINT`, see `openrl.optim.velo`); without it only its
 wall time is measured, with random weights of the published size (speed does not depend on the weights).
+
+Asserted: every IQM is finite; OPEN runs faster than VeLO ("a significant speedup over VeLO",
+paper Appendix J.1); and at the default length (`--budget 1`, 1e5 steps) tuned Adam, RMSprop and
+Lion and the released OPEN learn: the lower end of each one's IQM CI is above the upper end of the
+untrained No Features optimizer's, which makes no update.
 """
 
+import math
 import os
 import time
 
@@ -44,10 +50,11 @@ def test_baselines_on_breakout(record, budget, seeds):
         optimizers["VeLO"] = load_velo(velo_path)
     else:
         skipped["VeLO"] = "no checkpoint (set OPENRL_VELO_CHECKPOINT); timed with random published-size weights"
-    rows, seconds = [], {}
+    rows, seconds, iqms = [], {}, {}
     for name, optimizer in optimizers.items():
         report, seconds[name] = timed_evaluate(name, optimizer, task, seeds)
         rows.append(report.table().splitlines()[-1])
+        iqms[name] = report.summary[name]["iqm"]
     if not velo_path:
         _, seconds["VeLO (random weights)"] = timed_evaluate("VeLO", VeLO(init_theta(jax.random.key(0))), task, seeds)
     table = "\n".join(["| optimizer | IQM [95% CI] | mean [95% CI] | median [95% CI] |", "|---|---|---|---|", *rows])
@@ -59,3 +66,11 @@ def test_baselines_on_breakout(record, budget, seeds):
         "skipped": skipped,
     })
     assert all(s > 0 for s in seconds.values())
+    assert all(math.isfinite(i.estimate) for i in iqms.values()), iqms
+    velo = seconds.get("VeLO", seconds.get("VeLO (random weights)"))
+    assert velo > seconds["OPEN (pretrained)"], f"VeLO ({velo:.1f} s) should be slower than OPEN (paper J.1)"
+    if config.total_timesteps >= 100_000:
+        floor = iqms["No Features (untrained)"].upper
+        behind = {n: f"{iqms[n].lower:.2f}" for n in ("Adam", "RMSprop", "Lion", "OPEN (pretrained)")
+                  if not iqms[n].lower > floor}
+        assert not behind, f"IQM CI not above the no-update baseline's ({floor:.2f}): {behind}"

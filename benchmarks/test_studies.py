@@ -2,8 +2,17 @@
 
 `--budget` scales the environment steps per run; the numbers of optimizers, generations and seeds
 stay small (the paper's: 17 x 250 generations x 64 seeds; 48 generations x 128 seeds).
+
+Asserted, the paper's claims as far as such short meta-training can show them:
+- ablations (Figure 5: every part of OPEN helps): no ablation is significantly better than full
+  OPEN, i.e. each one's return-IQM CI starts below the top of OPEN's; every interval is finite and
+  contains its estimate, and dormancy is a fraction;
+- Deep Sea (Figure 6: learned noise helps exploration): learned noise is not significantly worse at
+  any size (each improvement CI reaches 0 or above), and every IQM lies within Deep Sea's returns,
+  [-0.01, 0.99].
 """
 
+import math
 import pathlib
 
 import pytest
@@ -27,6 +36,14 @@ def test_ablations_on_short_breakout(record, budget, seeds):
                   f"dormancy {row.dormancy.estimate:.3f}"
         for row in rows
     })
+    for row in rows:
+        for interval in (row.return_iqm, row.dormancy):
+            assert all(map(math.isfinite, (interval.lower, interval.estimate, interval.upper))), row
+            assert interval.lower <= interval.estimate <= interval.upper, row
+        assert 0.0 <= row.dormancy.estimate <= 1.0, row
+    (full,) = [row for row in rows if row.name == "OPEN"]
+    better = [row.name for row in rows if row.return_iqm.lower > full.return_iqm.upper]
+    assert not better, f"significantly better than full OPEN (paper Figure 5 says every part helps): {better}"
 
 
 @pytest.mark.timeout(4 * 3600)
@@ -38,3 +55,8 @@ def test_deep_sea_learned_noise(record, budget, seeds):
         f"size {size}": f"IQM gain of learned noise {gain.estimate:.3f} [{gain.lower:.3f}, {gain.upper:.3f}]"
         for size, gain in zip(study.sizes, study.improvement)
     })
+    for name, intervals in study.iqm.items():
+        for size, interval in zip(study.sizes, intervals):
+            assert -0.01 - 1e-6 <= interval.estimate <= 0.99 + 1e-6, (name, size, interval)
+    worse = {size: f"{gain.upper:.3f}" for size, gain in zip(study.sizes, study.improvement) if gain.upper < 0}
+    assert not worse, f"learned noise significantly worse than none at sizes {worse} (paper Figure 6)"
