@@ -21,6 +21,7 @@ from openrl.shell import (
     add_ppo_flags,
     apply_record,
     config_dict,
+    open_loggers,
     positive_int,
     print_budget,
     read_record,

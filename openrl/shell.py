@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Bad input from the shell: `openrl` prints it on one line and exits with code 2 (never a library bug)."""
 
 
@@ -109,7 +109,12 @@ def settable_fields(cls: type) -> dict[str, type]:
     }
 
 
-def _default(field: dataclasses.Field) -> Any:
+def _default(cls: type, field: dataclasses.Field) -> Any:
+    import inspect
+
+    parameter = inspect.signature(cls).parameters.get(field.name)
+    if parameter is not None and parameter.default is not inspect.Parameter.empty:
+        return parameter.default
     if field.default is not dataclasses.MISSING:
         return field.default
     if field.default_factory is not dataclasses.MISSING:
@@ -141,7 +146,7 @@ def add_config_flags(
         if name in skip:
             continue
         names = list(dict.fromkeys([flag((aliases or {}).get(name, name)), flag(name)]))
-        default = (defaults or {}).get(name, _default(fields[name]))
+        default = (defaults or {}).get(name, _default(cls, fields[name]))
         shown = default_text or ("required" if default is dataclasses.MISSING else repr(default))
         help_text = f"{docs.get(name, f'{cls.__name__}.{name}')} (default: {shown})".replace("%", "%%")
         common = {"dest": f"{prefix}.{name}", "default": argparse.SUPPRESS, "help": help_text}
@@ -229,19 +234,40 @@ def learners() -> dict[str, Any]:
 
 
 def _learner_class(entry: Any) -> tuple[type, dict[str, Any]]:
-    """A registered learner's class and preset keyword arguments (an entry may be a `functools.partial`)."""
-    return getattr(entry, "func", entry), dict(getattr(entry, "keywords", {}) or {})
+    """A registered learner's class and the arguments its entry binds (an entry may be a `functools.partial`
+    of the class, as evosax's strategies are, behind the plugin registry's checking wrapper)."""
+    import inspect
+
+    entry = inspect.unwrap(entry)
+    cls = getattr(entry, "func", entry)
+    bound = inspect.signature(cls).bind_partial(*getattr(entry, "args", ()), **(getattr(entry, "keywords", {}) or {}))
+    return cls, dict(bound.arguments)
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
 
 
 def add_learner_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None) -> None:
     """`--learner` and one flag per field of any registered meta-learner."""
     parser.add_argument("--learner", default="OpenES", help="meta-learner, a registered name (see `openrl plugins`)")
-    group = parser.add_argument_group("meta-learner (fields of the --learner class; defaults: the class's)")
+    group = parser.add_argument_group("meta-learner (fields of the --learner class; defaults: OpenES's, or the "
+                                      "class's)")
     added: set[str] = set()
-    for entry in learners().values():
-        cls, preset = _learner_class(entry)
+    available = learners()
+    for name in sorted(available, key=lambda n: n != "OpenES"):
+        cls, preset = _learner_class(available[name])
         added |= set(add_config_flags(group, cls, "learner", aliases=LEARNER_ALIASES, defaults=defaults,
                                       skip=sorted(added | set(preset))))
+    group.add_argument("--learner-setting", metavar="NAME=VALUE", type=_setting, action="append", default=None,
+                       dest="learner_settings", help="a further keyword of the --learner (e.g. an evosax strategy's "
+                       "lr_std_init=0.1 for SNES), repeatable; VALUE is read as JSON, else as a string")
 
 
 def resolve_learner(args: argparse.Namespace, defaults: Mapping[str, Any] | None = None):
@@ -256,9 +282,37 @@ def resolve_learner(args: argparse.Namespace, defaults: Mapping[str, Any] | None
     if foreign:
         raise UserError(f"{', '.join(foreign)}: not a setting of --learner {args.learner} "
                         f"(its settings: {sorted(flag(LEARNER_ALIASES.get(k, k)) for k in fields)})")
-    values = {**{k: v for k, v in (defaults or {}).items() if k in fields}, **given}
+    values = {**{k: v for k, v in (defaults or {}).items() if k in fields}, **given,
+              **dict(args.learner_settings or ())}
     with user_input(config_flags(cls, LEARNER_ALIASES)):
         return available[args.learner](**values)
+
+
+def add_logger_flag(parser: argparse.ArgumentParser) -> None:
+    from openrl.tracking import LOGGERS
+
+    parser.add_argument("--logger", action="append", choices=sorted(LOGGERS), default=None,
+                        help="also send the metrics to TensorBoard (OUT/tensorboard) or Weights & Biases (its WANDB_* "
+                             "variables), repeatable; needs the extra openrl[tensorboard] or openrl[wandb]; "
+                             "JSONL files are always written")
+
+
+@contextlib.contextmanager
+def open_loggers(args: argparse.Namespace) -> Iterator[list[Any]]:
+    """The `--logger`s of a command writing to `args.out`, closed when the block ends."""
+    from openrl.tracking import make_logger
+
+    made = []
+    try:
+        for name in args.logger or ():
+            try:
+                made.append(make_logger(name, args.out))
+            except ImportError as error:
+                raise UserError(f"--logger {name}: {error}") from error
+        yield made
+    finally:
+        for logger in made:
+            logger.close()
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:

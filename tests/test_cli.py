@@ -64,21 +64,31 @@ def _meta_train_args(out, *extra):
             "--out", str(out), *extra]
 
 
-def test_meta_train_runs_resumes_and_records(tmp_path, capsys):
-    assert main(_meta_train_args(tmp_path, "--generations", "1")) == 0
+def test_meta_train_runs_resumes_records_and_replays(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(_meta_train_args(a, "--generations", "1", "--seed", "3")) == 0
     out = capsys.readouterr().out
     assert "budget of meta-training: 1 generations x 4 members x 1 rollouts x 2,048 steps = 8,192" in out
-    record = json.loads((tmp_path / "config.json").read_text())
+    record = json.loads((a / "config.json").read_text())
     assert record["argv"][:2] == ["openrl", "meta-train"]
     # --ppo defaults to the environment's preset: CartPole's, not MinAtar's 1e7 steps
     assert record["resolved"]["ppo"]["num_steps"] == PPOConfig.cartpole().num_steps
     assert record["resolved"]["learner"] == {"name": "OpenES", **{k: getattr(OpenES(4), k) for k in settable_fields(OpenES)}}
-    assert main(_meta_train_args(tmp_path, "--generations", "2", "--resume")) == 0
-    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert main(_meta_train_args(a, "--generations", "2", "--seed", "3", "--resume")) == 0
+    lines = [json.loads(line) for line in (a / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in lines] == [1, 2]
-    assert (tmp_path / "fitness.png").exists()
-    assert main(_meta_train_args(tmp_path, "--generations", "2")) == 2
+    assert (a / "fitness.png").exists()
+    assert main(_meta_train_args(a, "--generations", "2")) == 2
     assert "--out: " in capsys.readouterr().err
+    # replay the (resumed) run from its record: a fresh two-generation run with identical numbers
+    assert main(["meta-train", "--config", str(a / "config.json"), "--out", str(b)]) == 0
+    numbers = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (a, b)]
+    assert numbers[0] == numbers[1] and len(numbers[0]) == 2
+    records = [json.loads((d / "config.json").read_text()) for d in (a, b)]
+    assert records[0]["resolved"] == records[1]["resolved"]
+    assert main(["evaluate", "--config", str(a / "config.json"), "--out", str(tmp_path / "c")]) == 2
+    assert "records `openrl meta-train`" in capsys.readouterr().err
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
@@ -86,18 +96,6 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--resume: " in err and "holds no checkpoint" in err
     assert not (tmp_path / "new").exists()
-
-
-def test_replayed_run_gives_identical_numbers(tmp_path, capsys):
-    assert main(_meta_train_args(tmp_path / "a", "--generations", "2", "--sigma", "0.05", "--seed", "3")) == 0
-    assert main(["meta-train", "--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b")]) == 0
-    a, b = ((tmp_path / d / "metrics.jsonl").read_text().splitlines() for d in "ab")
-    numbers = [[{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in run] for run in (a, b)]
-    assert numbers[0] == numbers[1] and len(numbers[0]) == 2
-    records = [json.loads((tmp_path / d / "config.json").read_text()) for d in "ab"]
-    assert records[0]["resolved"] == records[1]["resolved"]
-    assert main(["evaluate", "--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "c")]) == 2
-    assert "records `openrl meta-train`" in capsys.readouterr().err
 
 
 def test_meta_train_on_a_gridworld_distribution(tmp_path, capsys):
@@ -133,9 +131,13 @@ def test_bad_arguments_are_named(tmp_path, capsys):
 def test_budgets_of_fewer_than_two_iterations_are_refused(tmp_path, capsys):
     args = ["meta-train", "--env", "CartPole-v1", "--total-timesteps", "2048", "--out", str(tmp_path)]
     assert main(args) == 2  # cartpole's batch is 16 x 128 = 2048 steps: one iteration
-    assert "--total-timesteps: 2,048 steps give 1 PPO iteration of a 2,048-step batch" in capsys.readouterr().err
-    assert "use at least 4,096" in capsys.readouterr().err or True
+    err = capsys.readouterr().err
+    assert "--total-timesteps: 2,048 steps give 1 PPO iteration of a 2,048-step batch" in err
+    assert "use at least 4,096 (2 iterations)" in err
     assert not any(tmp_path.iterdir())
+    assert main(["meta-train", *TINY_CARTPOLE[:-1], "3000", "--out", str(tmp_path), "--generations", "0"]) == 2
+    assert "not a multiple of the batch (1,024 steps): PPO runs 2 iterations, 2,048 steps; nearest valid values: " \
+           "2,048 or 3,072" in capsys.readouterr().out
 
 
 def test_user_errors_exit_2_but_library_bugs_keep_their_traceback(tmp_path, monkeypatch):
@@ -152,3 +154,83 @@ def test_user_errors_exit_2_but_library_bugs_keep_their_traceback(tmp_path, monk
 def test_no_import_cycle_between_cli_and_commands():
     code = "import sys, openrl.eval.commands; assert 'openrl.cli' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluate_tunes_every_environment_with_its_own_values(tmp_path, monkeypatch, capsys):
+    import openrl.eval.evaluation
+
+    seen = {}
+
+    def fake_evaluate(optimizers, tasks, seeds, **kwargs):
+        seen.update(optimizers=optimizers, tasks=tasks, reference=kwargs["reference"])
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(openrl.eval.evaluation, "evaluate", fake_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        main(["evaluate", "--env", "Breakout-MinAtar", "--env", "Asterix-MinAtar", "--optimizer", "adam",
+              "--optimizer", "open", "--optimizer", "open:untrained", "--seeds", "2", "--out", str(tmp_path)])
+    adam = seen["optimizers"]["Adam"]
+    rates = {env: float(adam[env].hyperparams["learning_rate"]) for env in adam}
+    assert rates == pytest.approx({"Breakout-MinAtar": 0.01, "Asterix-MinAtar": 0.003})  # paper Table 4
+    assert set(seen["optimizers"]) == {"Adam", "OPEN", "OPEN (untrained)"}
+    assert [t.config.total_timesteps for t in seen["tasks"]] == [PPOConfig.minatar().total_timesteps] * 2
+    out = capsys.readouterr().out
+    assert "budget of Breakout-MinAtar: 3 optimizers x 2 seeds x 10,000,000 steps = 60,000,000" in out
+
+
+def test_open_means_the_released_optimizer_and_untrained_says_so(tmp_path, capsys):
+    from openrl.eval.commands import optimizer_from_spec
+    from openrl.eval.evaluation import is_untrained
+
+    label, released = optimizer_from_spec("open", envs=["Breakout-MinAtar"])
+    assert label == "OPEN" and not is_untrained(released["Breakout-MinAtar"])
+    label, untrained = optimizer_from_spec("open:untrained")
+    assert label == "OPEN (untrained)" and is_untrained(untrained)
+    assert optimizer_from_spec("no_features")[0] == "No Features (untrained)"
+    assert main(["evaluate", "--env", "CartPole-v1", "--optimizer", "open", "--out", str(tmp_path)]) == 2
+    assert "released no OPEN optimizer for ['CartPole-v1']; give open:untrained" in capsys.readouterr().err
+
+
+def test_tuned_for_errors_name_the_flag(tmp_path, capsys):
+    args = ["evaluate", "--env", "CartPole-v1", "--optimizer", "adam", "--out", str(tmp_path)]
+    assert main(args + ["--tuned-for", "cartpole"]) == 2
+    assert capsys.readouterr().err.startswith("openrl evaluate: error: --tuned-for: no tuned adam values for 'cartpole'")
+    assert not any(tmp_path.iterdir())
+
+
+def test_evaluating_an_all_zero_learned_optimizer_warns(tmp_path):
+    from openrl.eval.evaluation import evaluate
+    from openrl.meta import make_task
+
+    task = make_task("CartPole-v1", PPOConfig.cartpole())
+    (tmp_path / "file").write_text("")
+    warning = pytest.warns(UserWarning, match=r"\['OPEN'\]: a learned optimizer whose meta-parameters are all zero")
+    with warning, pytest.raises(FileExistsError):  # stops before training: the warning comes first
+        evaluate({"OPEN": presets.open_(), "Adam": presets.adam()}, task, 1, out_dir=tmp_path / "file")
+
+
+def test_the_reference_is_adam_whatever_its_label():
+    from openrl.eval.evaluation import default_reference
+
+    learned = presets.open_()
+    # the quickstart's labels: the normaliser is Adam, not the first optimizer
+    assert default_reference({"OPEN (learned)": learned, "Adam (tuned)": presets.adam()}) == "Adam (tuned)"
+    assert default_reference({"OPEN": learned, "Adam (paper's values for breakout)": presets.adam()}).startswith("Adam")
+    assert default_reference({"OPEN": learned, "mine": presets.adam()}) == "mine"  # by kind
+    assert default_reference({"OPEN": learned, "Lion": presets.lion()}) == "OPEN"
+
+
+def test_ablate_uses_the_environments_ppo_preset(tmp_path, monkeypatch, capsys):
+    import openrl.eval.ablation
+
+    seen = {}
+
+    def fake_ablations(task, learner, out_dir, **kwargs):
+        seen.update(task=task, learner=learner, **kwargs)
+        return []
+
+    monkeypatch.setattr(openrl.eval.ablation, "run_ablations", fake_ablations)
+    assert main(["ablate", "--env", "CartPole-v1", "--ablation", "OPEN", "--out", str(tmp_path)]) == 0
+    assert seen["task"].config == PPOConfig.cartpole()
+    assert seen["learner"].population_size == 4 and seen["meta_config"].generations == 2
+    assert "budget of meta-training: 1 trainings x 2 generations x 4 members" in capsys.readouterr().out

@@ -230,11 +230,11 @@ def run_command(run: Invocation) -> None:
         resolved = {"ppo": {env: config_dict(c) for env, c in configs.items()}, "optimizers": list(optimizers)}
         if distributed.is_main():
             run.start(args.out, resolved)
-        with user_input({"out_dir": "--out", "seeds_per_call": "--seeds-per-call"}, only_named=True):
-            with open_loggers(args) as loggers:
-                report = evaluate(optimizers, tasks, args.seeds, seed=args.seed, out_dir=args.out,
-                                  reference=args.reference, seeds_per_call=args.seeds_per_call,
-                                  analysis=args.analysis, loggers=loggers)
+        flags = {"out_dir": "--out", "seeds_per_call": "--seeds-per-call"}
+        with user_input(flags, only_named=True), open_loggers(args) as loggers:
+            report = evaluate(optimizers, tasks, args.seeds, seed=args.seed, out_dir=args.out,
+                              reference=args.reference, seeds_per_call=args.seeds_per_call,
+                              analysis=args.analysis, loggers=loggers)
         if distributed.is_main():
             run.finish(args.out, resolved)
         print(report.table())

@@ -16,7 +16,7 @@ import numpy as np
 from openrl.eval.stats import Interval
 
 
-def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs: Any):
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float | int, float | int], **kwargs: Any):
     """A new `matplotlib.figure.Figure` (outside pyplot's figure manager) and its axes, as `pyplot.subplots`."""
     from matplotlib.figure import Figure
 
