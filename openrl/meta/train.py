@@ -207,8 +207,7 @@ def meta_train(
                 f"out_dir: {out_dir} already holds a run; pass resume=True (--resume) to continue it, or another directory"
             )
         if resume:
-            snapshot = distributed.to_host({"state": state, "best": best, "best_score": np.float32(best_score)})
-            start, restored, meta = checkpointer.restore(snapshot, fingerprint)
+            start, restored, meta = checkpointer.restore(_snapshot(state, best, best_score), fingerprint)
             state, best = distributed.replicate((restored["state"], restored["best"]), mesh)
             best_score = float(restored["best_score"])
             history = meta["history"]
@@ -250,7 +249,7 @@ def meta_train(
             if (generation + 1) % config.checkpoint_every == 0 or generation + 1 == config.generations:
                 checkpointer.save(
                     generation + 1,
-                    distributed.to_host({"state": state, "best": best, "best_score": np.float32(best_score)}),
+                    _snapshot(state, best, best_score),
                     {"fingerprint": fingerprint, "history": history},
                 )
     bar.close()
@@ -260,6 +259,11 @@ def meta_train(
     if out_dir is not None and distributed.is_main():
         save(best_optimizer, os.path.join(out_dir, "best.eqx"))  # with its spec: `openrl.load` reads it back
     return MetaTrainResult(best_optimizer, final, history)
+
+
+def _snapshot(state: PyTree, best: PyTree, best_score: float) -> dict[str, Any]:
+    """What a checkpoint holds, as host arrays: process 0 alone writes them, every process reads them back."""
+    return distributed.to_host({"state": state, "best": best, "best_score": np.asarray(best_score, np.float32)})
 
 
 def resumable(out_dir: str | os.PathLike) -> bool:
