@@ -4,9 +4,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import openrl as orl
-from openrl.optim import presets
+from openrl.optim import batching, presets
 from openrl.optim.batching import MAX_UNROLLED_MEMBERS, unbatched_on_cpu
 from openrl.rl.agent import ActorCritic
 
@@ -54,3 +55,56 @@ def test_vmapped_learned_update_matches_single_seeds():
     for i, seed in enumerate(seeds):
         for a, b in zip(jax.tree.leaves(update(*seed)), jax.tree.leaves(batched)):
             np.testing.assert_allclose(b[i], a, rtol=1e-5, atol=1e-7)
+
+
+def test_the_cpu_rule_is_decided_from_the_backend_and_can_be_switched_off():
+    batching.set_unbatched_on_cpu(None)
+    assert batching.unbatched_on_cpu_enabled() == (jax.default_backend() == "cpu")
+    calls = []
+
+    @unbatched_on_cpu
+    def double(x):
+        calls.append(x.shape)
+        return 2 * x
+
+    try:
+        batching.set_unbatched_on_cpu(False)
+        np.testing.assert_array_equal(jax.vmap(double)(jnp.ones((4, 3))), 2 * np.ones((4, 3)))
+        assert len(calls) == 1, "with the rule off, vmap traces fn once and batches it as usual"
+    finally:
+        batching.set_unbatched_on_cpu(None)
+    with pytest.raises(TypeError, match="enabled"):
+        batching.set_unbatched_on_cpu("off")
+
+
+def test_meta_gradients_through_as_optax_with_the_cpu_rule_off():
+    """What accelerator users get: reverse-mode meta-gradients of vmapped updates through `as_optax`."""
+    agent = ActorCritic(5, 2, discrete=True, width=8, key=jax.random.key(0))
+    params, layout = eqx.filter(agent, eqx.is_inexact_array), agent.layout()
+    _, _, activity = agent(jax.random.normal(jax.random.key(1), (16, 5)))
+    grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(2), p.shape), params)
+    ctx = orl.Context(iteration=jnp.asarray(1), epoch=jnp.asarray(1), activations=activity, num_iterations=4,
+                      num_epochs=2)
+    meta, static = eqx.partition(presets.open_(key=jax.random.key(3)), eqx.is_inexact_array)
+    weights = jax.tree.map(lambda p: jax.random.normal(jax.random.key(4), p.shape), params)
+
+    def objective(meta):
+        transform = eqx.combine(meta, static).as_optax(layout)
+
+        def one(key):
+            updates, _ = transform.update(grads, transform.init(params), params, ctx=ctx, key=key)
+            return sum(jnp.vdot(u, w) for u, w in zip(jax.tree.leaves(updates), jax.tree.leaves(weights)))
+
+        return jax.vmap(one)(jax.random.split(jax.random.key(5), 3)).mean()
+
+    direction = jax.tree.map(lambda m: jax.random.normal(jax.random.key(6), m.shape), meta)
+    try:
+        batching.set_unbatched_on_cpu(False)
+        gradient = jax.jit(jax.grad(objective))(meta)
+        _, forward = jax.jit(lambda m, d: jax.jvp(objective, (m,), (d,)))(meta, direction)
+    finally:
+        batching.set_unbatched_on_cpu(None)
+    reverse = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(gradient), jax.tree.leaves(direction)))
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(gradient))
+    assert abs(float(forward)) > 0
+    np.testing.assert_allclose(float(reverse), float(forward), rtol=1e-4)

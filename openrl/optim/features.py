@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -165,6 +166,20 @@ class Dormancy(Feature):
         return scores[index][None, :], state
 
 
+def normalise_per_tensor(x: Float[Array, "c n"], layout: ParamLayout) -> Float[Array, "c n"]:
+    """`x * rsqrt(1e-5 + mean(x**2))`, the mean taken per channel over each parameter tensor.
+
+    One slice per tensor, each scaled by its own statistics and written straight into the result:
+    XLA fuses the slices into the concatenation, where broadcasting the means back to `[c, n]` and
+    multiplying afterwards (or gathering them) ran ~8x slower on CPU.
+    """
+    bounds = np.cumsum((0,) + layout.sizes)
+    parts = [x[:, start:stop] for start, stop in itertools.pairwise(bounds)]
+    return jnp.concatenate(
+        [part * jax.lax.rsqrt(NORM_EPS + jnp.mean(jnp.square(part), axis=1, keepdims=True)) for part in parts], axis=1
+    )
+
+
 class FeatureSet(eqx.Module):
     """Features stacked in the given order, normalised where they ask for it."""
 
@@ -212,7 +227,7 @@ class FeatureSet(eqx.Module):
         if normalised:
             # One per-tensor pass over every channel that asks for it, then back into feature order.
             stacked = jnp.concatenate(normalised, axis=0)
-            stacked = stacked * jax.lax.rsqrt(NORM_EPS + inputs.layout.segment_means(stacked * stacked))
+            stacked = normalise_per_tensor(stacked, inputs.layout)
             normalised = iter(jnp.split(stacked, np.cumsum([x.shape[0] for x in normalised])[:-1], axis=0))
         columns = [next(normalised) if f.normalise else x for (x, _), f in zip(outputs, self.features)]
         return jnp.concatenate(columns, axis=0), tuple(state for _, state in outputs)

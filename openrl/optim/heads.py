@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from openrl.optim.layout import ParamLayout
+from openrl.optim.noise import standard_normal
 
 
 class UpdateHead(eqx.Module):
@@ -60,7 +60,7 @@ class StochasticHead(UpdateHead):
 
     def noise(self, outputs: Float[Array, "3 n"], *, key: PRNGKeyArray, layout: ParamLayout) -> Float[Array, " n"]:
         """The stochastic part α3·δ·ε, zero on critic parameters."""
-        eps = jax.random.normal(key, outputs.shape[1:], outputs.dtype)
+        eps = standard_normal(key, outputs.shape[1:], outputs.dtype)
         return self.alpha3 * outputs[2] * eps * jnp.asarray(layout.actor_mask())
 
     def noise_std(self, outputs, *, layout):

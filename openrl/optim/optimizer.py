@@ -51,8 +51,23 @@ class AbstractOptimizer(eqx.Module):
         zeros = jnp.zeros_like(flat)
         return updates, state, {"deterministic": -flat, "noise": zeros, "noise_std": zeros}
 
+    def layout_users(self) -> tuple[str, ...]:
+        """Names of the parts that need a layout with a `LeafInfo` per parameter array (none by default)."""
+        return ()
+
     def as_optax(self, layout: ParamLayout | None = None) -> optax.GradientTransformationExtraArgs:
-        """This optimizer as an optax transformation; `ctx` and `key` are required extra args."""
+        """This optimizer as an optax transformation; `ctx` and `key` are required extra args.
+
+        `layout` must have a `LeafInfo` per parameter array if any part needs one (`layout_users`):
+        `openrl.optim.mlp_layout(model)` builds it for models made of `eqx.nn.MLP`s.
+        """
+        users = self.layout_users()
+        if users and (layout is None or layout.infos is None):
+            raise ValueError(
+                f"as_optax: {', '.join(users)} need(s) each parameter's network and layer: pass "
+                "`as_optax(layout)` with a `LeafInfo` per parameter array, e.g. `openrl.optim.mlp_layout(model)` "
+                "for models made of eqx.nn.MLPs, or `ParamLayout.from_tree(params, infos)`"
+            )
 
         def init_fn(params):
             return self.init(params, layout)
@@ -119,6 +134,10 @@ class Optimizer(AbstractOptimizer):
                 f"the network gives {self.network.out_size}"
             )
 
+    def layout_users(self) -> tuple[str, ...]:
+        parts = [*self.features.features, self.head]
+        return tuple(type(part).__name__ for part in parts if part.needs_layout)
+
     def init(self, params, layout=None):
         layout = ParamLayout.from_tree(params) if layout is None else layout
         if self.head.needs_layout:
@@ -136,19 +155,22 @@ class Optimizer(AbstractOptimizer):
     def update_with_stats(self, grads, state: LearnedState, params, *, ctx, key):
         """`update`, plus the flat update before noise and zero-meaning, the noise and its std (Appendix F)."""
         self.features.check_context(ctx)
-        flat_grad, unravel = ravel_pytree(grads)
-        flat_param, _ = ravel_pytree(params)
+        with jax.named_scope("openrl.update"):
+            flat_grad, unravel = ravel_pytree(grads)
+            flat_param, _ = ravel_pytree(params)
         layout = state.layout
         outputs, feature_states, hidden = _network_outputs(
             self, FeatureInputs(flat_grad, flat_param, ctx, layout), state.features, state.hidden
         )
-        step = self.head(outputs, key=key, layout=layout)
-        deterministic = self.head.deterministic(outputs)
-        stats = {"deterministic": deterministic, "noise": step - deterministic,
-                 "noise_std": self.head.noise_std(outputs, layout=layout)}
-        if self.zero_mean:
-            step = step - step.mean()
-        return unravel(-step), LearnedState(feature_states, hidden, layout), stats
+        with jax.named_scope("openrl.head"):
+            step = self.head(outputs, key=key, layout=layout)
+            deterministic = self.head.deterministic(outputs)
+            stats = {"deterministic": deterministic, "noise": step - deterministic,
+                     "noise_std": self.head.noise_std(outputs, layout=layout)}
+        with jax.named_scope("openrl.update"):
+            if self.zero_mean:
+                step = step - step.mean()
+            return unravel(-step), LearnedState(feature_states, hidden, layout), stats
 
 
 @unbatched_on_cpu
@@ -159,7 +181,8 @@ def _network_outputs(
 
     The costly per-parameter part; on CPU, vmapped seeds or population members each run their own copy (`unbatched_on_cpu`).
     """
-    x, feature_states = optimizer.features(inputs, feature_states)
+    with jax.named_scope("openrl.features"):
+        x, feature_states = optimizer.features(inputs, feature_states)
     outputs, hidden = optimizer.network(x, hidden)
     return outputs, feature_states, hidden
 
