@@ -11,10 +11,14 @@ ParamNorm = "my_package:ParamNorm"
 openrl registers its own built-ins the same way. Listing a group reads only
 the installed packages' metadata; a plugin's module is imported by `load`, which
 checks the object is what its group expects. `import openrl` never imports a plugin.
+
+One object can serve many names: an entry point may point at a `Family` (e.g. every
+gymnax environment, every evosax strategy), which `load` binds to the entry point's name.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 import importlib
@@ -33,6 +37,42 @@ class PluginWarning(UserWarning):
     """A broken plugin was skipped by `load_all`."""
 
 
+class Family(abc.ABC):
+    """One entry-point object for several names: `load(group, name)` returns `family.bind(name)`.
+
+    Declare each name as its own entry point pointing at the family, so listing and
+    conflict detection stay per name:
+
+    ```toml
+    [project.entry-points."openrl.envs"]
+    Acrobot-v1 = "openrl.rl.builtin_envs:GYMNAX"
+    Pendulum-v1 = "openrl.rl.builtin_envs:GYMNAX"
+    ```
+    """
+
+    @abc.abstractmethod
+    def names(self) -> tuple[str, ...]:
+        """Every name this family serves."""
+
+    @abc.abstractmethod
+    def bind(self, name: str) -> Any:
+        """The object registered as `name` (one of `names()`), checked by its group like any other."""
+
+
+def origin(obj: Any) -> str:
+    """Where a class (or an instance's class) comes from: `Name (module m, package p v)`, for error messages."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = cls.__module__
+    dists = importlib.metadata.packages_distributions().get(module.partition(".")[0], [])
+    package = ""
+    if dists:
+        try:
+            package = f", package {dists[0]} {importlib.metadata.version(dists[0])}"
+        except importlib.metadata.PackageNotFoundError:
+            package = f", package {dists[0]}"
+    return f"{cls.__qualname__} (module {module}{package})"
+
+
 def _resolve(path: str) -> type:
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -43,7 +83,8 @@ class Group:
     """An entry-point group and what a valid object in it is.
 
     - `subclass_of`: `"module:Class"` every object must subclass (imported only when checking).
-    - `returns`: `"module:Class"` a callable object must return an instance of, checked on each call.
+    - `returns`: `"module:Class"` a callable object must return an instance of: a class must
+      subclass it (checked when loaded), any other callable's result is checked on each call.
     With neither, any callable is valid.
     """
 
@@ -56,7 +97,7 @@ class Group:
         if self.subclass_of is not None:
             return f"a subclass of {self.subclass_of.replace(':', '.')}"
         if self.returns is not None:
-            return f"a callable returning an {self.returns.replace(':', '.')}"
+            return f"a callable returning an {self.returns.replace(':', '.')} (a subclass, or a factory)"
         return "a callable"
 
     def check(self, obj: Any, info: EntryPointInfo) -> Any:
@@ -70,7 +111,12 @@ class Group:
             raise PluginError(f"{info} points to {obj!r}; expected {self.expected}")
         if self.returns is None:
             return obj
-        return _checked_factory(obj, self._base(self.returns, info), info, self.expected)
+        base = self._base(self.returns, info)
+        if isinstance(obj, type):
+            if not issubclass(obj, base):
+                raise PluginError(f"{info} points to {obj!r}; expected {self.expected}")
+            return obj
+        return _checked_factory(obj, base, info, self.expected)
 
     def _base(self, path: str, info: EntryPointInfo) -> type:
         try:
@@ -100,8 +146,8 @@ GROUPS: Mapping[str, Group] = types.MappingProxyType(
             Group("openrl.features", subclass_of="openrl.optim.features:Feature"),
             Group("openrl.heads", subclass_of="openrl.optim.heads:UpdateHead"),
             Group("openrl.optimizers", returns="openrl.optim.optimizer:AbstractOptimizer"),
-            Group("openrl.meta_learners", subclass_of="openrl.meta:MetaLearner"),
-            Group("openrl.envs"),
+            Group("openrl.meta_learners", returns="openrl.meta.learners:MetaLearner"),
+            Group("openrl.envs", returns="openrl.rl.envs:VecEnv"),
         )
     }
 )
@@ -182,6 +228,10 @@ def load(group: str, name: str) -> Any:
         obj = importlib.metadata.EntryPoint(info.name, info.value, group).load()
     except Exception as e:
         raise PluginError(f"{info} failed to import: {type(e).__name__}: {e}") from e
+    if isinstance(obj, Family):
+        if name not in obj.names():
+            raise PluginError(f"{info} points to a {type(obj).__name__}, which serves no {name!r}; it serves {list(obj.names())}")
+        obj = obj.bind(name)
     return kind.check(obj, info)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,10 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import gymnax
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from openrl.rl import envs
+from openrl import plugins
+from openrl.rl import builtin_envs, envs
 
 DISCRETE = ["Breakout-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar", "CartPole-v1",
             "DeepSea-bsuite"]
@@ -365,6 +368,85 @@ def test_bad_action_shape_is_caught_while_tracing():
     obs, state = jax.eval_shape(env.reset, jax.random.key(0))
     with pytest.raises(ValueError, match=r"action: expected shape \(4,\)"):
         jax.eval_shape(env.step, jax.random.key(0), state, jnp.zeros((NUM_ENVS, 2), jnp.int32))
+
+
+# --------------------------------------------------------------------------- every gymnax/Brax name
+
+# MNISTBandit downloads MNIST when built, which a test must not do.
+OFFLINE_GYMNAX = [name for name in builtin_envs.GYMNAX_NAMES if name != "MNISTBandit-bsuite"]
+
+
+def test_every_gymnax_and_brax_environment_is_an_entry_point():
+    found = plugins.available("openrl.envs")
+    expected = set(gymnax.registered_envs) | set(builtin_envs.BRAX_NAMES)
+    assert expected <= set(found), f"missing: {sorted(expected - set(found))}; refresh with `pip install -e .`"
+    assert all(found[name].package == "openrl" for name in expected)
+    assert set(envs.names()) >= expected | {"gridworld-all"}
+
+
+@pytest.mark.parametrize("name", OFFLINE_GYMNAX)
+def test_every_gymnax_environment_resets_and_steps(name):
+    env = envs.make(name, num_envs=2)
+    obs, state = jax.eval_shape(env.reset, jax.random.key(0))  # traced, not compiled: fast for 25 envs
+    action = (jnp.zeros((2,), jnp.int32) if env.is_discrete
+              else jnp.zeros((2, *env.action_space.shape), jnp.float32))
+    obs, state, reward, done, info = jax.eval_shape(env.step, jax.random.key(1), state, action)
+    assert obs.shape == (2, *env.observation_shape) and obs.dtype == jnp.float32
+    assert reward.shape == done.shape == (2,) and set(info) == INFO_KEYS
+
+
+def test_gymnax_constructor_options_are_checked():
+    env = envs.make("Catch-bsuite", num_envs=2, rows=5, columns=4)
+    assert env.observation_shape == (5, 4)
+    with pytest.raises(ValueError, match=r"colour: environment 'Catch-bsuite' takes no option 'colour'.*\['rows', 'columns'\]"):
+        envs.make("Catch-bsuite", colour="red")
+    with pytest.raises(ValueError, match=r"desc: expected a hashable value"):
+        envs.make("FrozenLake-misc", desc=[["S", "G"]])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("brax") is not None, reason="Brax is installed")
+@pytest.mark.parametrize("name", ["hopper", "halfcheetah", "humanoid"])
+def test_brax_environments_without_brax_say_how_to_install(name):
+    with pytest.raises(ImportError, match=rf"make\('{name}'\) needs Brax.*pip install \"openrl\[brax\]\""):
+        envs.make(name, num_envs=2)
+
+
+def test_brax_names_are_braxs():
+    brax_envs = pytest.importorskip("brax.envs", reason='Brax is an optional extra: pip install "openrl[brax]"')
+    assert set(builtin_envs.BRAX_NAMES) == set(brax_envs._envs)
+
+
+def test_abstract_environments_cannot_be_instantiated():
+    inner = envs.make("CartPole-v1", num_envs=2)
+    with pytest.raises(TypeError, match="abstract"):
+        envs.VecEnv()
+    with pytest.raises(TypeError, match="abstract"):
+        envs.Wrapper()
+
+    class Forgetful(envs.Wrapper):  # a wrapper must say how it steps
+        env: envs.VecEnv
+
+        def reset(self, key):
+            return self.env.reset(key)
+
+    with pytest.raises(TypeError, match="abstract.*step"):
+        Forgetful(inner)
+
+
+def test_factories_must_return_a_vec_env(monkeypatch):
+    monkeypatch.setattr(envs, "_REGISTRY", dict(envs._REGISTRY))
+    envs.register("not-an-env", lambda num_envs: object())
+    with pytest.raises(TypeError, match=r"'not-an-env' returned a object; expected an openrl VecEnv"):
+        envs.make("not-an-env", num_envs=2)
+
+
+def test_envs_does_not_import_its_environments():
+    """The registry is the bottom layer: gridworld and the built-in families import it, never the reverse."""
+    code = ("import sys, openrl.rl.envs; "
+            "print(sorted(m for m in ('openrl.rl.gridworld', 'openrl.rl.builtin_envs') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------------------------------ Brax

@@ -163,8 +163,54 @@ def test_meta_learners_are_checked_against_metalearner(fake_dists):
                {"fake_plugin": FAKE_MODULE, "meta_plugin": source})
     assert {"Mine", "Nope", "OpenES"} <= set(plugins.available("openrl.meta_learners"))
     assert plugins.load("openrl.meta_learners", "Mine").__name__ == "Mine"
-    with pytest.raises(plugins.PluginError, match=r"'Nope'.*expected a subclass of openrl\.meta\.MetaLearner"):
+    with pytest.raises(plugins.PluginError, match=r"'Nope'.*expected a callable returning an openrl\.meta\.learners\.MetaLearner"):
         plugins.load("openrl.meta_learners", "Nope")
+
+
+FAMILY_MODULE = """
+import functools
+import openrl as orl
+from openrl import plugins
+from openrl.rl import envs
+
+class Suite(plugins.Family):
+    def names(self):
+        return ("Counter-3", "Counter-5", "Broken")
+
+    def bind(self, name):
+        if name == "Broken":
+            return lambda num_envs: "not an env"
+        return functools.partial(envs.make, "CartPole-v1")
+
+SUITE = Suite()
+"""
+
+
+def test_a_family_serves_each_of_its_names(fake_dists):
+    fake_dists("suite-dist", {"openrl.envs": {"Counter-3": "suite_plugin:SUITE", "Broken": "suite_plugin:SUITE",
+                                              "Stray": "suite_plugin:SUITE"}}, {"suite_plugin": FAMILY_MODULE})
+    from openrl.rl import envs
+
+    assert {"Counter-3", "Broken", "Stray"} <= set(envs.names())
+    assert envs.make("Counter-3", num_envs=2).num_envs == 2
+    with pytest.raises(plugins.PluginError, match=r"'Broken'.*'suite-dist' returned a str; expected a callable returning an openrl\.rl\.envs\.VecEnv"):
+        envs.make("Broken", num_envs=2)
+    with pytest.raises(plugins.PluginError, match=r"'Stray'.*'suite-dist' points to a Suite, which serves no 'Stray'"):
+        envs.make("Stray")
+
+
+def test_builtin_learners_and_environments_are_entry_points():
+    learners = plugins.available("openrl.meta_learners")
+    assert {"OpenES", "SNES", "PGPE", "Sep_CMA_ES"} <= set(learners)
+    assert {learners[n].package for n in ("OpenES", "SNES")} == {"openrl"}
+    snes = plugins.load("openrl.meta_learners", "SNES")(population_size=4)
+    assert isinstance(snes, orl.meta.MetaLearner) and snes.strategy == "SNES"
+    found = plugins.available("openrl.envs")
+    assert {"Acrobot-v1", "Pendulum-v1", "MountainCar-v0", "hopper", "halfcheetah", "humanoid", "gridworld-all"} <= set(found)
+    table = plugins.format_plugins()
+    assert "openrl.meta_learners" in table and "openrl.envs" in table
+    assert any(line.split()[:2] == ["Sep_CMA_ES", "openrl"] for line in table.splitlines())
+    assert any(line.split()[:2] == ["hopper", "openrl"] for line in table.splitlines())
 
 
 def test_unknown_group_or_name_lists_the_known_ones():

@@ -22,14 +22,18 @@ or pass it through `jax.jit`/`jax.vmap`/`eqx.filter_jit` like any other argument
 calls with the same arguments return equal environments (the underlying gymnax/Brax objects are
 cached), so jitted functions taking them are not recompiled. The exception is
 `GymnaxParamsVecEnv`, whose gymnax parameters are array leaves so that sampled tasks stack and
-vmap: the gridworlds (`gridworld-<distribution>`, one task of each of `GRIDWORLDS`, drawn with the
+vmap: the gridworlds (`gridworld-<distribution>`, one task of each distribution, drawn with the
 option `seed`; see `openrl.rl.gridworld`).
 
 Wrappers compose: `GymnaxVecEnv` (or `BraxVecEnv`) -> `LogWrapper` [-> `ClipAction` ->
 `NormalizeVecObservation` -> `NormalizeVecReward` for continuous control], as in PureJaxRL.
-`from_gymnax` turns any gymnax environment into one; `register(name, factory)` adds a name
-(factories are called as `factory(num_envs=..., **options)`); packages can also declare a factory
-in the `openrl.envs` entry-point group (see `openrl.plugins`).
+`from_gymnax` turns any gymnax environment into one.
+
+**Names.** Every environment is an entry point of the `openrl.envs` group (`openrl plugins` lists
+them): a factory `factory(num_envs=..., **options)` returning a `VecEnv`. openrl's own are
+registered the same way: every gymnax and Brax environment under its own name
+(`openrl.rl.builtin_envs`) and the gridworlds (`openrl.rl.gridworld`). `register(name, factory)`
+adds a name for the current session only.
 
 Brax is optional: this module never imports it; `make("ant")` does, and says how to install it.
 
@@ -46,6 +50,7 @@ LAPACK QR (the agent's vmapped orthogonal init), which happens with any environm
 
 from __future__ import annotations
 
+import abc
 import functools
 import inspect
 from collections.abc import Callable
@@ -66,8 +71,7 @@ __all__ = [
 Factory = Callable[..., Any]
 """`factory(num_envs: int, **options) -> VecEnv`; it validates its own options."""
 
-BRAX_INSTALL_HINT = 'pip install "openrl[brax]"'
-BRAX_BACKENDS = ("positional", "generalized", "spring", "mjx")
+ENTRY_POINT_GROUP = "openrl.envs"
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,31 +80,36 @@ BRAX_BACKENDS = ("positional", "generalized", "spring", "mjx")
 
 
 class VecEnv(eqx.Module):
-    """A batch of `num_envs` environments stepped together; subclasses implement `reset` and `step`."""
+    """A batch of `num_envs` environments stepped together (abstract: subclasses give every abstract member)."""
 
     @property
+    @abc.abstractmethod
     def num_envs(self) -> int:
-        raise NotImplementedError
+        """How many environments are stepped together."""
 
     @property
+    @abc.abstractmethod
     def observation_shape(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The shape of one environment's observation."""
 
     @property
+    @abc.abstractmethod
     def action_space(self) -> Any:
-        raise NotImplementedError
+        """One environment's action space (gymnax `spaces.Discrete` or `spaces.Box`)."""
 
     @property
     def is_discrete(self) -> bool:
         return hasattr(self.action_space, "n")
 
+    @abc.abstractmethod
     def reset(self, key: PRNGKeyArray) -> tuple[Array, Any]:
-        raise NotImplementedError
+        """First observations `[num_envs, *observation_shape]` and the state."""
 
+    @abc.abstractmethod
     def step(
         self, key: PRNGKeyArray, state: Any, action: ArrayLike
     ) -> tuple[Array, Any, Array, Array, dict[str, Array]]:
-        raise NotImplementedError
+        """`(obs, state, reward, done, info)` after one step of every environment (see the module docstring)."""
 
     def _check_action(self, action: ArrayLike) -> Array:
         """`action` as an array of the right shape (checked at trace time) and dtype."""
@@ -117,9 +126,10 @@ class VecEnv(eqx.Module):
 
 
 class Wrapper(VecEnv):
-    """A `VecEnv` around another; spaces and sizes are the inner environment's."""
+    """A `VecEnv` around another (abstract): spaces and sizes are the inner environment's;
+    each wrapper says how it resets and steps."""
 
-    env: VecEnv
+    env: eqx.AbstractVar[VecEnv]
 
     @property
     def num_envs(self) -> int:
@@ -132,18 +142,6 @@ class Wrapper(VecEnv):
     @property
     def action_space(self) -> Any:
         return self.env.action_space
-
-    @property
-    def is_discrete(self) -> bool:
-        return self.env.is_discrete
-
-    def reset(self, key: PRNGKeyArray) -> tuple[Array, Any]:
-        return self.env.reset(key)
-
-    def step(
-        self, key: PRNGKeyArray, state: Any, action: ArrayLike
-    ) -> tuple[Array, Any, Array, Array, dict[str, Array]]:
-        return self.env.step(key, state, action)
 
 
 def _strong(tree: Any) -> Any:
@@ -234,7 +232,7 @@ class GymnaxVecEnv(_GymnaxAdapter):
     def __init__(self, env: Any, params: Any, num_envs: int):
         self.env = env
         self.params = params
-        self.n = _check_positive_int("num_envs", num_envs)
+        self.n = check_positive_int("num_envs", num_envs)
         try:
             hash(params)
         except TypeError as e:
@@ -267,7 +265,7 @@ class GymnaxParamsVecEnv(_GymnaxAdapter):
             )
         self.env = env
         self.params = params
-        self.n = _check_positive_int("num_envs", num_envs)
+        self.n = check_positive_int("num_envs", num_envs)
 
 
 class BraxVecEnv(VecEnv):
@@ -278,7 +276,7 @@ class BraxVecEnv(VecEnv):
 
     def __init__(self, env: Any, num_envs: int):
         self.env = env
-        self.n = _check_positive_int("num_envs", num_envs)
+        self.n = check_positive_int("num_envs", num_envs)
 
     @property
     def num_envs(self) -> int:
@@ -293,10 +291,6 @@ class BraxVecEnv(VecEnv):
         from gymnax.environments import spaces
 
         return spaces.Box(low=-1.0, high=1.0, shape=(int(self.env.action_size),))
-
-    @property
-    def is_discrete(self) -> bool:
-        return False
 
     def reset(self, key: PRNGKeyArray) -> tuple[Float[Array, "n d"], Any]:
         with _foreign_code():
@@ -332,6 +326,8 @@ class LogState(NamedTuple):
 class LogWrapper(Wrapper):
     """Tracks each env's undiscounted episode return and length; reports them when an episode ends."""
 
+    env: VecEnv
+
     def reset(self, key: PRNGKeyArray) -> tuple[Array, LogState]:
         obs, env_state = self.env.reset(key)
         zeros_f = jnp.zeros(self.num_envs, jnp.float32)
@@ -363,8 +359,12 @@ class LogWrapper(Wrapper):
 class ClipAction(Wrapper):
     """Clips continuous actions to `[low, high]` (Brax's action space is `[-1, 1]`) before stepping."""
 
+    env: VecEnv
     low: float = eqx.field(static=True, default=-1.0)
     high: float = eqx.field(static=True, default=1.0)
+
+    def reset(self, key: PRNGKeyArray) -> tuple[Array, Any]:
+        return self.env.reset(key)
 
     def step(
         self, key: PRNGKeyArray, state: Any, action: ArrayLike
@@ -400,6 +400,8 @@ class NormalizeVecObservation(Wrapper):
     `NormalizeVecObservation`).
     """
 
+    env: VecEnv
+
     def _normalise(self, obs: Array, mean: Array, var: Array) -> Array:
         return (obs - mean[None]) / jnp.sqrt(var[None] + 1e-8)
 
@@ -434,6 +436,7 @@ class NormalizeVecReward(Wrapper):
     subtracted (PureJaxRL's `NormalizeVecReward`).
     """
 
+    env: VecEnv
     gamma: float = eqx.field(static=True, default=0.99)
 
     def reset(self, key: PRNGKeyArray) -> tuple[Array, NormRewardState]:
@@ -457,124 +460,32 @@ class NormalizeVecReward(Wrapper):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_positive_int(name: str, value: Any, where: str = "") -> int:
+def check_positive_int(name: str, value: Any, where: str = "") -> int:
+    """`value` as an int if it is a positive integer, else a `ValueError` naming `where` + `name`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{where}{name}: expected a positive int, got {value!r}")
     return int(value)
 
 
-def _check_bool(name: str, value: Any, where: str = "") -> bool:
+def check_bool(name: str, value: Any, where: str = "") -> bool:
+    """`value` as a bool if it is one, else a `ValueError` naming `where` + `name`."""
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{where}{name}: expected a bool, got {value!r}")
     return bool(value)
 
 
-def _check_gamma(value: Any, where: str = "") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 < value <= 1.0:
-        raise ValueError(f"{where}gamma: expected a float in (0, 1], got {value!r}")
-    return float(value)
-
-
-@functools.cache
-def _gymnax_env(env_id: str, **kwargs: Any) -> tuple[Any, Any]:
-    """One gymnax environment per (id, kwargs): equal `make` calls share it, so they hit jit caches.
-
-    Built eagerly, outside any trace: Deep Sea draws its action map with JAX in `__init__`, and an
-    env built inside a `jit` would hold a tracer. The map is then kept as a NumPy constant.
-    """
-    import gymnax
-
-    env, params = gymnax.make(env_id, **kwargs)
-    mapping = getattr(env, "action_mapping", None)
-    if isinstance(mapping, jax.Array):
-        try:
-            env.action_mapping = np.asarray(mapping)
-        except jax.errors.JAXTypeError as e:  # a tracer: we are inside jit/vmap
-            raise RuntimeError(f"make({env_id!r}) must be called outside jax transformations (jit, vmap)") from e
-    return env, params
-
-
 def from_gymnax(env: Any, params: Any = None, *, num_envs: int = 64) -> VecEnv:
-    """A vectorised, logged `VecEnv` from any gymnax environment (default params if `params` is None)."""
-    return LogWrapper(GymnaxVecEnv(env, env.default_params if params is None else params, num_envs))
+    """A vectorised, logged `VecEnv` from any gymnax environment (default params if `params` is None).
 
-
-def _make_gymnax(env_id: str, num_envs: int) -> VecEnv:
-    env, params = _gymnax_env(env_id)
-    return from_gymnax(env, params, num_envs=num_envs)
-
-
-def _make_deep_sea(num_envs: int, size: int = 8, randomize_actions: bool = True, deterministic: bool = True) -> VecEnv:
-    """bsuite Deep Sea through gymnax 1.x: `size` rows, episodes of exactly `size` steps."""
-    where = "DeepSea-bsuite option "
-    size = _check_positive_int("size", size, where)
-    randomize_actions = _check_bool("randomize_actions", randomize_actions, where)
-    deterministic = _check_bool("deterministic", deterministic, where)
-    env, params = _gymnax_env("DeepSea-bsuite", size=size)
-    params = params.replace(randomize_actions=randomize_actions, deterministic=deterministic)
-    return from_gymnax(env, params, num_envs=num_envs)
-
-
-@functools.cache
-def _brax_env(name: str, backend: str, episode_length: int) -> Any:
+    Parameters made of Python scalars live inside the environment (`GymnaxVecEnv`); parameters
+    holding arrays (as some gymnax defaults do) become array leaves (`GymnaxParamsVecEnv`).
+    """
+    params = env.default_params if params is None else params
     try:
-        from brax import envs as brax_envs
-        from brax.envs.wrappers import training
-    except ImportError as e:
-        raise ImportError(
-            f"make({name!r}) needs Brax, an optional dependency of openrl: {BRAX_INSTALL_HINT} ({e})"
-        ) from e
-    env = brax_envs.get_environment(name, backend=backend)
-    env = training.EpisodeWrapper(env, episode_length=episode_length, action_repeat=1)
-    return training.AutoResetWrapper(env)
-
-
-def _make_ant(
-    num_envs: int,
-    episode_length: int = 1000,
-    backend: str = "positional",
-    clip_action: bool = True,
-    normalize_obs: bool = True,
-    normalize_reward: bool = True,
-    gamma: float = 0.99,
-) -> VecEnv:
-    """Brax Ant as in OPEN/PureJaxRL: 1000-step episodes, clipped actions, normalised obs and rewards.
-
-    `gamma` is the discount of the return whose std scales the rewards: keep it equal to PPO's.
-    """
-    where = "ant option "
-    episode_length = _check_positive_int("episode_length", episode_length, where)
-    if backend not in BRAX_BACKENDS:
-        raise ValueError(f"{where}backend: expected one of {list(BRAX_BACKENDS)}, got {backend!r}")
-    clip_action = _check_bool("clip_action", clip_action, where)
-    normalize_obs = _check_bool("normalize_obs", normalize_obs, where)
-    normalize_reward = _check_bool("normalize_reward", normalize_reward, where)
-    gamma = _check_gamma(gamma, where)
-    env: VecEnv = LogWrapper(BraxVecEnv(_brax_env("ant", backend, episode_length), num_envs))
-    if clip_action:
-        env = ClipAction(env, low=-1.0, high=1.0)
-    if normalize_obs:
-        env = NormalizeVecObservation(env)
-    if normalize_reward:
-        env = NormalizeVecReward(env, gamma=gamma)
-    return env
-
-
-GRIDWORLDS = ("all", "rand_dense", "rand_sparse", "rand_long", "standard_maze", "sixteen_rooms", "labyrinth")
-"""The gridworld distributions of `openrl.rl.gridworld`, registered as `gridworld-<name>`."""
-
-
-def _make_gridworld(distribution: str, num_envs: int, seed: int = 0) -> VecEnv:
-    """One task of a gridworld distribution, drawn with `jax.random.key(seed)` (fixed for the LPG ones).
-
-    Training on a distribution (a new task per run) is `openrl.meta.suites.gridworld_task`.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"gridworld-{distribution} option seed: expected an int >= 0, got {seed!r}")
-    from openrl.rl import gridworld
-
-    sample = jax.jit(gridworld.sample_params, static_argnums=1)  # compiled once: far faster than op by op
-    return gridworld.vec_env(sample(jax.random.key(int(seed)), distribution), num_envs)
+        hash(params)
+    except TypeError:
+        return LogWrapper(GymnaxParamsVecEnv(env, jax.tree.map(jnp.asarray, params), num_envs))
+    return LogWrapper(GymnaxVecEnv(env, params, num_envs))
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,13 +493,20 @@ def _make_gridworld(distribution: str, num_envs: int, seed: int = 0) -> VecEnv:
 # --------------------------------------------------------------------------------------------
 
 _REGISTRY: dict[str, Factory] = {}
-_ENTRY_POINT_GROUP = "openrl.envs"
+"""Names added by `register` in this session (entry points are the permanent registry)."""
+
+
+def _entry_points() -> dict[str, Any]:
+    from openrl import plugins
+
+    return {**plugins.available(ENTRY_POINT_GROUP), **plugins.conflicts(ENTRY_POINT_GROUP)}
 
 
 def register(name: str, factory: Factory) -> None:
-    """Add `name`; `make(name, num_envs, **options)` will call `factory(num_envs=num_envs, **options)`.
+    """Add `name` for this session; `make(name, num_envs, **options)` will call `factory(num_envs=num_envs, **options)`.
 
-    Raises `ValueError` if `name` is empty or already registered.
+    To add a name for good (and for the CLI), declare the factory in your package's `openrl.envs`
+    entry-point group instead. Raises `ValueError` if `name` is empty or already known.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name: expected a non-empty str, got {name!r}")
@@ -598,29 +516,23 @@ def register(name: str, factory: Factory) -> None:
         raise ValueError(
             f"name: environment {name!r} is already registered (by {_REGISTRY[name]!r}); pick another name"
         )
+    if name in _entry_points():
+        raise ValueError(f"name: environment {name!r} is already registered (as an entry point); pick another name")
     _REGISTRY[name] = factory
 
 
-def _plugin_names() -> list[str]:
-    from openrl import plugins
-
-    return list(plugins.available(_ENTRY_POINT_GROUP))
-
-
 def names() -> list[str]:
-    """Every environment `make` knows: registered ones and `openrl.envs` entry points, sorted."""
-    return sorted(set(_REGISTRY) | set(_plugin_names()))
+    """Every environment `make` knows: `openrl.envs` entry points and session registrations, sorted."""
+    return sorted(set(_REGISTRY) | set(_entry_points()))
 
 
 def _factory(name: str) -> Factory:
     if name in _REGISTRY:
         return _REGISTRY[name]
-    if isinstance(name, str) and name in _plugin_names():
+    if isinstance(name, str) and name in _entry_points():
         from openrl import plugins
 
-        factory = plugins.load(_ENTRY_POINT_GROUP, name)
-        _REGISTRY.setdefault(name, factory)
-        return factory
+        return plugins.load(ENTRY_POINT_GROUP, name)
     raise ValueError(f"name: unknown environment {name!r}; known environments: {names()}")
 
 
@@ -644,7 +556,7 @@ def make(name: str, num_envs: int = 64, **options: Any) -> VecEnv:
     command when an optional dependency (Brax, for `ant`) is missing.
     """
     factory = _factory(name)
-    num_envs = _check_positive_int("num_envs", num_envs)
+    num_envs = check_positive_int("num_envs", num_envs)
     accepted = _options(factory)
     if accepted is not None:
         for option, value in options.items():
@@ -654,16 +566,6 @@ def make(name: str, num_envs: int = 64, **options: Any) -> VecEnv:
                     f"it takes {accepted or 'no options'}"
                 )
     env = factory(num_envs=num_envs, **options)
-    missing = [a for a in ("reset", "step", "observation_shape", "action_space", "is_discrete") if not hasattr(env, a)]
-    if missing:
-        raise TypeError(f"environment factory for {name!r} returned {type(env).__name__}, which lacks {missing}")
+    if not isinstance(env, VecEnv):
+        raise TypeError(f"environment factory for {name!r} returned a {type(env).__name__}; expected an openrl VecEnv")
     return env
-
-
-for _name in ("Breakout-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar", "CartPole-v1"):
-    register(_name, functools.partial(_make_gymnax, _name))
-register("DeepSea-bsuite", _make_deep_sea)
-register("ant", _make_ant)
-for _name in GRIDWORLDS:
-    register(f"gridworld-{_name}", functools.partial(_make_gridworld, _name))
-del _name

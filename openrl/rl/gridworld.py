@@ -12,7 +12,8 @@ obs, state, reward, terminated, truncated, info = env.step(key_step, state, acti
 train(PPOConfig.gridworld(), optimizer, vec_env(params, num_envs=1024), key)  # openrl.rl.ppo
 ```
 
-`openrl.rl.envs` registers one task of each distribution as `gridworld-<name>`;
+One task of each distribution is registered (entry points of `openrl.envs` pointing at `ENVS`) as
+`gridworld-<name>`, drawn with the option `seed`: `envs.make("gridworld-all", num_envs, seed=3)`.
 `openrl.meta.suites` holds tasks that sample a new one per run, and the paper's evaluation suites.
 
 **Dynamics.** The agent moves up/right/down/left (actions 0-3); moving into a wall or off the
@@ -71,11 +72,12 @@ import numpy as np
 from gymnax.environments import environment, spaces
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
+from openrl import plugins
 from openrl.rl.envs import GymnaxParamsVecEnv, LogWrapper, VecEnv
 
 __all__ = [
     "MAX_OBJECTS", "NUM_WALLS_ALL", "MAZES", "EnvParams", "EnvState", "GridWorld", "Distribution",
-    "DISTRIBUTIONS", "make_params", "parse_layout", "sample_params", "vec_env",
+    "DISTRIBUTIONS", "ENVS", "GridworldEnvs", "make_params", "parse_layout", "sample_params", "vec_env",
 ]
 
 MAX_OBJECTS = 6
@@ -582,3 +584,29 @@ def vec_env(params: EnvParams, num_envs: int) -> VecEnv:
     if not isinstance(params, EnvParams):
         raise TypeError(f"params: expected gridworld EnvParams (see make_params, sample_params), got {params!r}")
     return LogWrapper(GymnaxParamsVecEnv(GridWorld(), params, num_envs))
+
+
+def _make_env(distribution: str, num_envs: int, seed: int = 0) -> VecEnv:
+    """One task of `distribution`, drawn with `jax.random.key(seed)` (fixed for the LPG ones).
+
+    Training on a distribution (a new task per run) is `openrl.meta.suites.gridworld_task`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"gridworld-{distribution} option seed: expected an int >= 0, got {seed!r}")
+    sample = jax.jit(sample_params, static_argnums=1)  # compiled once: far faster than op by op
+    return vec_env(sample(jax.random.key(int(seed)), distribution), num_envs)
+
+
+class GridworldEnvs(plugins.Family):
+    """The `openrl.envs` entry for `gridworld-<distribution>`, one per distribution."""
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(f"gridworld-{name}" for name in DISTRIBUTIONS)
+
+    def bind(self, name: str) -> Any:
+        return functools.partial(_make_env, name.removeprefix("gridworld-"))
+
+
+ENVS = GridworldEnvs()
+"""The entry-point object for the gridworlds (see `pyproject.toml`)."""
+
