@@ -95,6 +95,16 @@ def test_optax_loop_guide_fits_the_regression_it_claims(monkeypatch):
     assert losses[-1] < 1e-3 and float(claimed[2]) < 1e-3
 
 
+def test_optax_loop_guide_actor_critic_and_stateful_feature_do_what_it_says():
+    guide = (DOCS / "guides/optax-loop.md").read_text()
+    rewards = run_blocks("guides/optax-loop.md", 1)["rewards"]
+    claimed = re.search(r"It prints `mean reward ([\d.]+) -> ([\d.]+)`", guide)
+    assert sum(rewards[:20]) / 20 == pytest.approx(float(claimed[1]), abs=0.005)
+    assert sum(rewards[-20:]) / 20 == pytest.approx(float(claimed[2]), abs=0.005)
+    stateful = run_blocks("guides/optax-loop.md", 2)
+    assert stateful["opt_state"].features[1].shape == (stateful["opt_state"].layout.num_params,)
+
+
 def test_own_environment_guide_chain_pays_at_the_right_end():
     chain = run_blocks("guides/own-environment.md", 0)["Chain"]
     env = envs.from_gymnax(chain(), num_envs=2)

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 import openrl as orl
-from openrl import plugins
 from openrl.cli import learned_optimizer, main
 from openrl.meta import MetaConfig, OpenES, meta_train
 from openrl.optim.saving import spec_path
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from test_meta import QuadraticTask  # noqa: E402
+from test_meta import QuadraticTask
 
 PLUGIN_FEATURES = "ParamValue,Gradient,ParamNorm"
 

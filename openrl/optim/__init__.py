@@ -14,6 +14,7 @@ from openrl.optim.features import (
 )
 from openrl.optim.heads import MagnitudeHead, StochasticHead, UpdateHead
 from openrl.optim.layout import Context, LeafInfo, ParamLayout
+from openrl.optim.mlp import mlp_activity, mlp_layout, mlp_names
 from openrl.optim.network import LARGE, SMALL, AbstractNetwork, NetworkSize, PerParameterNetwork
 from openrl.optim.optim4rl import MomentNetwork, Optim4RLHead, Optim4RLNetwork, SignLogGradient
 from openrl.optim.optimizer import AbstractOptimizer, LearnedState, OptaxOptimizer, Optimizer
@@ -28,7 +29,8 @@ __all__ = [
     "Gradient", "LARGE", "LayerProp", "LearnedState", "LeafInfo", "MagnitudeHead", "Momentum",
     "NetworkSize", "OptaxOptimizer", "Optimizer", "ParamLayout", "ParamValue", "PerParameterNetwork",
     "SMALL", "StochasticHead", "TrainingProp", "UpdateHead", "from_vector", "load_pretrained",
-    "presets", "save_pretrained", "to_vector", "RELEASED", "load", "save",
+    "presets", "save_pretrained", "to_vector", "RELEASED", "load", "save", "mlp_activity", "mlp_layout",
+    "mlp_names",
     "AbstractNetwork", "MomentNetwork", "Optim4RLHead", "Optim4RLNetwork", "SignLogGradient",
     "VeLO", "VeLOState", "load_velo", "save_velo",
     "Separated", "SeparatedState",

@@ -96,6 +96,13 @@ class ParamLayout:
         """Index of each element's downstream neuron in the concatenated activations; `sum(widths)`
         (one past the last neuron) for elements of tensors that feed no neuron."""
         infos = self.require_infos("Dormancy")
+        layers = [i.neuron_layer for i in infos if i.neuron_layer is not None]
+        if layers and max(layers) >= len(widths):
+            raise ValueError(
+                f"Dormancy: the layout's parameters feed {max(layers) + 1} layers of neurons, but ctx.activations "
+                f"has {len(widths)}; give one activity array per layer (output layers included), in the order "
+                "of the layout's `neuron_layer` indices"
+            )
         starts = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
         parts = []
         for shape, info in zip(self.shapes, infos):
@@ -131,12 +138,16 @@ class Context(eqx.Module):
     - `activations`: per layer, the mean |activation| of each neuron over the minibatch.
     - `loss`: the training loss of the minibatch the gradients come from (VeLO reads it).
     - `num_updates`: how many optimizer updates the whole run makes (VeLO's horizon).
+    - `extras`: any other named arrays a training loop adds for the features that read them
+      (a feature lists the names in `requires`), so a new signal needs no change here:
+      `Context(iteration=i, extras={"entropy": entropy})`.
     """
 
     iteration: Int[Array, ""] | None = None
     epoch: Int[Array, ""] | None = None
     activations: tuple[Float[Array, " _width"], ...] | None = None
     loss: Float[Array, ""] | None = None
+    extras: dict[str, Array] = eqx.field(default_factory=dict)
     num_iterations: int | None = eqx.field(static=True, default=None)
     num_epochs: int | None = eqx.field(static=True, default=None)
     num_updates: int | None = eqx.field(static=True, default=None)
