@@ -47,10 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--population", type=positive_int, default=None, help="population size (even)")
     quick.add_argument("--seeds", type=positive_int, default=None, help="held-out evaluation seeds")
     quick.add_argument("--resume", action="store_true", help="continue an interrupted quickstart in --out")
+    quick.add_argument("--env", default="CartPole-v1", help="environment to meta-train and compare on")
+    quick.add_argument("--total-timesteps", type=positive_int, default=None,
+                       help="environment steps per run (default: 32768 on CartPole-v1, else the PPO preset's)")
+    quick.add_argument("--adam", default=None, help="Adam preset written by `openrl sweep` at exactly this task and "
+                                                    "budget (default: the shipped one for CartPole-v1 at 32768 steps)")
 
     meta = commands.add_parser("meta-train", help="meta-train a learned optimizer with an evolution strategy")
     target = meta.add_mutually_exclusive_group(required=True)
-    target.add_argument("--env", help="environment name (see `openrl envs`)")
+    target.add_argument("--env", action="append",
+                        help="environment name (see `openrl envs`); repeat it to meta-train on several at once, "
+                             "ranked by the mean of returns divided by tuned Adam's (paper Section 5.2)")
     target.add_argument("--distribution", help="gridworld distribution: a new task per run, antithetic pairs sharing "
                                                "one (e.g. all, the paper's; see openrl.meta.suites.GRIDWORLDS)")
     add_ppo_flags(meta)
@@ -59,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "or a comma-separated feature list")
     meta.add_argument("--head", default=None, help="update head of a feature list (default: StochasticHead); "
                                                    "an error with a preset, which has its own")
+    meta.add_argument("--init", default=None,
+                      help="start the search from this optimizer: a released OPEN (see `openrl pretrained`), a "
+                           ".npy weights file or a saved optimizer (e.g. a run's best.eqx) instead of --optimizer")
+    meta.add_argument("--normaliser", action="append", default=[], metavar="ENV=VALUE",
+                      help="with several --env: ENV's return that counts as 1 (default: tuned Adam's mean final "
+                           "return, measured once and stored in OUT/normalisers.json)")
     add_learner_flags(meta, defaults=META_TRAIN_LEARNER)
     add_meta_flags(meta)
     meta.add_argument("--out", required=True, help="output directory")
@@ -110,8 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "quickstart":
             from openrl.quickstart import run_quickstart
 
-            run_quickstart(args.out, generations=args.generations, population=args.population, seeds=args.seeds,
-                           resume=args.resume)
+            flags = {"env": "--env", "name": "--env", "adam": "--adam", "population_size": "--population",
+                     "generations": "--generations", "total_timesteps": "--total-timesteps"}
+            with user_input(flags, only_named=True):
+                run_quickstart(args.out, env=args.env, total_timesteps=args.total_timesteps, adam=args.adam,
+                               generations=args.generations, population=args.population, seeds=args.seeds,
+                               resume=args.resume)
         elif args.command == "meta-train":
             _meta_train(run)
         elif args.command == "sweep":
@@ -165,18 +182,54 @@ def learned_optimizer(spec: str, head: str | None = None):
     return Optimizer(features, plugins.load("openrl.heads", head or "StochasticHead")())
 
 
+def _normalisers(given: list[str], envs: list[str]) -> dict[str, float]:
+    """`--normaliser ENV=VALUE` flags as a mapping, checked against the `--env` flags."""
+    values = {}
+    for text in given:
+        env, sep, value = text.partition("=")
+        try:
+            values[env] = float(value) if sep else float("nan")
+        except ValueError:
+            values[env] = float("nan")
+        if not values[env] > 0:
+            raise UserError(f"--normaliser: expected ENV=VALUE with a positive VALUE, got {text!r}")
+    if values and len(envs) < 2:
+        raise UserError("--normaliser: applies only when meta-training on several --env")
+    unknown = sorted(set(values) - set(envs))
+    if unknown:
+        raise UserError(f"--normaliser: {unknown} are not among the --env flags {envs}")
+    return values
+
+
+def _warm_start(args: argparse.Namespace):
+    """`--init`: a released OPEN by name, a .npy weights file, or an optimizer saved with `openrl.save`."""
+    from openrl.optim.pretrained import load_pretrained
+    from openrl.optim.saving import load
+
+    if args.optimizer != "open" or args.head is not None:
+        raise UserError("--init: the optimizer to start from has its own architecture; drop --optimizer/--head")
+    source = args.init
+    if os.path.isfile(source) and not source.endswith(".npy"):
+        return load(source)
+    return load_pretrained(source)
+
+
 def _meta_train(run: Invocation) -> None:
     from openrl.eval.plots import plot_fitness
-    from openrl.meta import make_task, meta_train, resumable, suites
+    from openrl.meta import MultiTask, make_task, meta_train, resumable, suites
+    from openrl.meta.tasks import NORMALISERS, adam_normalisers
     from openrl.meta.checkpoint import CheckpointError
 
     args = run.args
-    config = resolve_ppo(args, args.env or "gridworld")
+    envs = args.env or []
+    config = resolve_ppo(args, envs[0] if envs else "gridworld")
     learner = resolve_learner(args, META_TRAIN_LEARNER)
     meta_config = resolve_meta(args)
-    with user_input({"spec": "--optimizer", "head": "--head", "name": "--env"}):
-        optimizer = learned_optimizer(args.optimizer, args.head)
-        task = make_task(args.env, config) if args.distribution is None else None
+    normalisers = _normalisers(args.normaliser, envs)
+    with user_input({"spec": "--optimizer", "head": "--head", "name": "--env", "source": "--init"}):
+        optimizer = learned_optimizer(args.optimizer, args.head) if args.init is None else _warm_start(args)
+        tasks = [make_task(env, resolve_ppo(args, env)) for env in envs]
+        task = tasks[0] if len(tasks) == 1 else None
     if args.distribution is not None:
         with user_input({"name": "--distribution"}):
             task = suites.gridworld_task(args.distribution, config)
@@ -184,9 +237,14 @@ def _meta_train(run: Invocation) -> None:
         raise UserError(f"--resume: {args.out} holds no checkpoint to continue; run without --resume to start")
     if resumable(args.out) and not args.resume:
         raise UserError(f"--out: {args.out} already holds a run; pass --resume to continue it, or another directory")
+    if len(tasks) > 1:
+        with user_input({"env": "--env", "normalisers": "--normaliser"}, only_named=True):
+            task = MultiTask(tasks, adam_normalisers(tasks, normalisers, args.out))
+        print("normalisers (tuned Adam's return on each task; " + f"{args.out}/{NORMALISERS}): "
+              + ", ".join(f"{t.name} {float(n):.2f}" for t, n in zip(tasks, task.normalisers)))
     resolved = {"ppo": config_dict(config), "meta": config_dict(meta_config),
                 "learner": {"name": args.learner, **config_dict(learner)},
-                "optimizer": {"spec": args.optimizer, "head": args.head}}
+                "optimizer": {"spec": args.optimizer, "head": args.head, "init": args.init}}
     validations = len([g for g in range(1, meta_config.generations + 1) if meta_config.eval_every and (
         g % meta_config.eval_every == 0 or g == meta_config.generations)])
     print_budget("meta-training", [("generations", meta_config.generations), ("members", learner.population_size),
