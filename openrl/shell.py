@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -226,11 +227,20 @@ def resolve_meta(args: argparse.Namespace, defaults: Mapping[str, Any] | None = 
         return MetaConfig(**config_values(args, "meta", defaults))
 
 
-def learners() -> dict[str, Any]:
-    """Registered meta-learners by name (entry-point group `openrl.meta_learners`)."""
+LEARNERS = "openrl.meta_learners"
+
+
+@functools.lru_cache(maxsize=1)
+def _learner_kinds() -> tuple[tuple[type, tuple[str, ...]], ...]:
+    """One `(class, arguments its entry binds)` per distinct registered object (evosax's strategies share one),
+    the default `OpenES` first; loads one name per entry-point value, as loading is slow."""
     from openrl import plugins
 
-    return {name: plugins.load("openrl.meta_learners", name) for name in plugins.available("openrl.meta_learners")}
+    by_value = {}
+    for name, info in sorted(plugins.available(LEARNERS).items(), key=lambda item: item[0] != "OpenES"):
+        by_value.setdefault(info.value, name)
+    kinds = [_learner_class(plugins.load(LEARNERS, name)) for name in by_value.values()]
+    return tuple((cls, tuple(bound)) for cls, bound in kinds)
 
 
 def _learner_class(entry: Any) -> tuple[type, dict[str, Any]]:
@@ -260,9 +270,7 @@ def add_learner_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, An
     group = parser.add_argument_group("meta-learner (fields of the --learner class; defaults: OpenES's, or the "
                                       "class's)")
     added: set[str] = set()
-    available = learners()
-    for name in sorted(available, key=lambda n: n != "OpenES"):
-        cls, preset = _learner_class(available[name])
+    for cls, preset in _learner_kinds():
         added |= set(add_config_flags(group, cls, "learner", aliases=LEARNER_ALIASES, defaults=defaults,
                                       skip=sorted(added | set(preset))))
     group.add_argument("--learner-setting", metavar="NAME=VALUE", type=_setting, action="append", default=None,
@@ -272,10 +280,13 @@ def add_learner_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, An
 
 def resolve_learner(args: argparse.Namespace, defaults: Mapping[str, Any] | None = None):
     """The `--learner` built from the learner flags given, over the command's `defaults` for its fields."""
-    available = learners()
-    if args.learner not in available:
-        raise UserError(f"--learner: unknown meta-learner {args.learner!r}; expected one of {sorted(available)}")
-    cls, preset = _learner_class(available[args.learner])
+    from openrl import plugins
+
+    if args.learner not in plugins.available(LEARNERS):
+        raise UserError(f"--learner: unknown meta-learner {args.learner!r}; expected one of "
+                        f"{sorted(plugins.available(LEARNERS))}")
+    factory = plugins.load(LEARNERS, args.learner)
+    cls, preset = _learner_class(factory)
     fields = set(settable_fields(cls)) - set(preset)
     given = config_values(args, "learner")
     foreign = sorted(flag(LEARNER_ALIASES.get(k, k)) for k in given if k not in fields)
@@ -285,7 +296,7 @@ def resolve_learner(args: argparse.Namespace, defaults: Mapping[str, Any] | None
     values = {**{k: v for k, v in (defaults or {}).items() if k in fields}, **given,
               **dict(args.learner_settings or ())}
     with user_input(config_flags(cls, LEARNER_ALIASES)):
-        return available[args.learner](**values)
+        return factory(**values)
 
 
 def add_logger_flag(parser: argparse.ArgumentParser) -> None:

@@ -93,7 +93,7 @@ def test_cli_sweep_resumes_the_sqlite_study_and_writes_a_preset(tmp_path, capsys
     url = f"sqlite:///{tmp_path / 'sweeps.db'}"
     preset_path = tmp_path / "best.json"
     args = ["sweep", "--optimizer", "rmsprop", "--env", "CartPole-v1", "--space", "minatar", "--ppo", "cartpole",
-            "--total-timesteps", "2048", "--seeds", "2", "--batch", "1", "--storage", url, "--preset", str(preset_path)]
+            "--num-envs", "8", "--total-timesteps", "2048", "--seeds", "2", "--batch", "1", "--storage", url, "--preset", str(preset_path)]
     assert main(args + ["--n-trials", "2"]) == 0
     before = [(t.number, t.params, t.value) for t in optuna.load_study(study_name=name, storage=url).trials]
     assert main(args + ["--n-trials", "1"]) == 0
