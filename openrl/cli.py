@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="environment steps per run (default: 32768 on CartPole-v1, else the PPO preset's)")
     quick.add_argument("--adam", default=None, help="Adam preset written by `openrl sweep` at exactly this task and "
                                                     "budget (default: the shipped one for CartPole-v1 at 32768 steps)")
+    add_config_flag(quick)
 
     meta = commands.add_parser("meta-train", help="meta-train a learned optimizer with an evolution strategy")
     target = meta.add_mutually_exclusive_group(required=True)
@@ -129,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_quickstart(args.out, env=args.env, total_timesteps=args.total_timesteps, adam=args.adam,
                                generations=args.generations, population=args.population, seeds=args.seeds,
                                resume=args.resume)
+            run.finish(args.out, {})
         elif args.command == "meta-train":
             _meta_train(run)
         elif args.command == "sweep":
@@ -217,8 +219,8 @@ def _warm_start(args: argparse.Namespace):
 def _meta_train(run: Invocation) -> None:
     from openrl.eval.plots import plot_fitness
     from openrl.meta import MultiTask, make_task, meta_train, resumable, suites
-    from openrl.meta.tasks import NORMALISERS, adam_normalisers
     from openrl.meta.checkpoint import CheckpointError
+    from openrl.meta.tasks import NORMALISERS, adam_normalisers
 
     args = run.args
     envs = args.env or []
@@ -247,10 +249,11 @@ def _meta_train(run: Invocation) -> None:
                 "optimizer": {"spec": args.optimizer, "head": args.head, "init": args.init}}
     validations = len([g for g in range(1, meta_config.generations + 1) if meta_config.eval_every and (
         g % meta_config.eval_every == 0 or g == meta_config.generations)])
+    per_task = [("tasks", len(tasks))] if len(tasks) > 1 else []
     print_budget("meta-training", [("generations", meta_config.generations), ("members", learner.population_size),
-                                   ("rollouts", meta_config.num_rollouts)], config.total_timesteps)
+                                   ("rollouts", meta_config.num_rollouts), *per_task], config.total_timesteps)
     if validations:
-        print_budget("validation", [("validations", validations), ("seeds", meta_config.eval_seeds)],
+        print_budget("validation", [("validations", validations), ("seeds", meta_config.eval_seeds), *per_task],
                      config.total_timesteps)
     if distributed.is_main():
         run.start(args.out, resolved)
