@@ -19,8 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from evosax.algorithms import Open_ES, distribution_based_algorithms
-from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from openrl import plugins
@@ -46,10 +44,20 @@ EXCLUDED_STRATEGIES: dict[str, str] = {
 }
 """evosax's distribution-based strategies `EvosaxLearner` does not offer, and why."""
 
-EVOSAX_STRATEGIES: tuple[str, ...] = tuple(
-    sorted(name for name in distribution_based_algorithms if name not in EXCLUDED_STRATEGIES)
+EVOSAX_STRATEGIES: tuple[str, ...] = (
+    "ARS", "ASEBO", "CMAAnchoredLES", "CMA_ES", "CR_FM_NES", "DES", "ESMC", "EvoTF_ES", "HillClimbing", "LES",
+    "LM_MA_ES", "MA_ES", "PGPE", "Rm_ES", "SNES", "Sep_CMA_ES", "SimpleES", "SimulatedAnnealing", "xNES",
 )
-"""Every evosax 0.3 distribution-based strategy `EvosaxLearner` runs, by evosax's name."""
+"""Every evosax 0.3 distribution-based strategy `EvosaxLearner` runs, by evosax's name: all but
+`EXCLUDED_STRATEGIES` (written out, and checked against evosax by the tests, because importing evosax
+computes on a JAX device, which must wait until `jax.distributed.initialize` has run)."""
+
+
+def _algorithms() -> dict[str, Any]:
+    """evosax's distribution-based strategies by name (evosax is imported on first use; see above)."""
+    from evosax.algorithms import distribution_based_algorithms
+
+    return distribution_based_algorithms
 
 
 def sanitise_fitness(fitness: Float[Array, " pop"]) -> tuple[Float[Array, " pop"], Array]:
@@ -193,7 +201,10 @@ class OpenES(AbstractEvosaxLearner):
     def pairs_share_tasks(self) -> bool:
         return self.antithetic_tasks
 
-    def _strategy(self, template: PyTree) -> Open_ES:
+    def _strategy(self, template: PyTree) -> Any:
+        from evosax.algorithms import Open_ES
+        from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
+
         return Open_ES(
             self.population_size,
             template,
@@ -248,7 +259,7 @@ class EvosaxLearner(AbstractEvosaxLearner):
         self.settings = tuple(sorted(settings.items()))
 
     def __check_init__(self):
-        cls = distribution_based_algorithms[self.strategy]
+        cls = _algorithms()[self.strategy]
         arguments, fields = self._accepted(cls)
         unknown = [name for name, _ in self.settings if name not in arguments and name not in fields]
         if unknown:
@@ -271,7 +282,7 @@ class EvosaxLearner(AbstractEvosaxLearner):
         return arguments, fields - {"std_init"}
 
     def _strategy(self, template):
-        cls = distribution_based_algorithms[self.strategy]
+        cls = _algorithms()[self.strategy]
         arguments, _ = self._accepted(cls)
         kwargs = {name: value for name, value in self.settings if name in arguments}
         if "std_schedule" in inspect.signature(cls.__init__).parameters:
