@@ -37,18 +37,17 @@ class Config(NamedTuple):
     max_grad_norm: float = 0.5
 
 
-def _orthogonal(scale: float):
+def _orthogonal(key, shape: tuple[int, int], scale: float):
     # One key at a time under vmap: a batched LAPACK QR can deadlock XLA:CPU's thread pool.
-    return jax.custom_batching.sequential_vmap(
-        lambda key, shape: jax.nn.initializers.orthogonal(scale)(key, shape, jnp.float32)
-    )
+    init = jax.custom_batching.sequential_vmap(lambda k: jax.nn.initializers.orthogonal(scale)(k, shape, jnp.float32))
+    return init(key)
 
 
 def init_mlp(key, sizes: list[int], out_scale: float) -> list[dict]:
     keys = jax.random.split(key, len(sizes) - 1)
     scales = [np.sqrt(2.0)] * (len(sizes) - 2) + [out_scale]
     return [
-        {"w": _orthogonal(s)(k, (a, b)), "b": jnp.zeros(b)}
+        {"w": _orthogonal(k, (a, b), s), "b": jnp.zeros(b)}
         for k, a, b, s in zip(keys, sizes[:-1], sizes[1:], scales, strict=True)
     ]
 
