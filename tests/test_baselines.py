@@ -14,6 +14,7 @@ import openrl as orl
 from openrl import plugins
 from openrl.meta import MetaConfig, OpenES, Task, meta_train
 from openrl.optim import presets
+from openrl.optim.features import FeatureInputs
 from openrl.optim.optim4rl import Optim4RLHead, Optim4RLNetwork
 from openrl.optim.velo import VeLO, init_theta, load_velo, save_velo, theta_shapes
 from openrl.rl.agent import ActorCritic
@@ -70,9 +71,10 @@ def test_optim4rl_starts_as_sign_adam():
 
 def test_optim4rl_head_by_hand():
     head = Optim4RLHead(0.5)
-    # (sign g, gate, log|m|, log v): m = sign·1[gate + 1 >= 0]·|m|, update = lr·m/√v.
-    outputs = jnp.array([[1.0, -1.0, 1.0], [0.0, 0.0, -1.5], [np.log(3.0), 0.0, 0.0], [np.log(4.0), 0.0, 0.0]])
-    np.testing.assert_allclose(head.deterministic(outputs), [0.5 * 3.0 / 2.0, -0.5, 0.0], rtol=1e-6)
+    # (gate, log|m|, log v) and sign g from the gradient: m = sign·1[gate + 1 >= 0]·|m|, update = lr·m/√v.
+    outputs = jnp.array([[0.0, 0.0, -1.5], [np.log(3.0), 0.0, 0.0], [np.log(4.0), 0.0, 0.0]])
+    inputs = FeatureInputs(jnp.array([2.0, -0.3, 1.0]), jnp.zeros(3), orl.Context(), orl.ParamLayout(((3,),)))
+    np.testing.assert_allclose(head.deterministic(outputs, inputs), [0.5 * 3.0 / 2.0, -0.5, 0.0], rtol=1e-6)
 
 
 def test_optim4rl_preset_sizes_and_learning_rates():

@@ -131,5 +131,6 @@ def test_plugin_guide_code_is_the_example_plugin():
     np.testing.assert_array_equal(ours(inputs, ours.init(layout))[0], theirs(inputs, theirs.init(layout))[0])
     outputs = jnp.asarray([[0.1, -0.2, 2.0, -7.0], [3.0, 0.0, 0.0, 1.0]])
     head = dict(alpha1=1.0, alpha2=0.5, max_step=0.5)
-    np.testing.assert_array_equal(guide["ClippedHead"](**head).deterministic(outputs),
-                                  example.ClippedHead(**head).deterministic(outputs))
+    inputs = openrl.optim.FeatureInputs(jnp.zeros(4), jnp.zeros(4), openrl.Context(), openrl.ParamLayout(((4,),)))
+    np.testing.assert_array_equal(guide["ClippedHead"](**head).deterministic(outputs, inputs),
+                                  example.ClippedHead(**head).deterministic(outputs, inputs))

@@ -1,5 +1,7 @@
 """The optimizer contract over every optimizer, feature values, heads, and bad input."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -60,8 +62,15 @@ def problem(discrete=True):
     _, _, activity = agent(obs)
     grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(p.size), p.shape), params)
     ctx = orl.Context(iteration=jnp.asarray(3), epoch=jnp.asarray(1), activations=activity,
-                      num_iterations=10, num_epochs=4)
+                      num_iterations=10, num_epochs=4, extras=plugin_extras())
     return params, agent.layout(), grads, ctx
+
+
+def plugin_extras() -> dict:
+    """A value for every `Context.extras` name an installed feature reads (a training loop would add them)."""
+    fields = {field.name for field in dataclasses.fields(orl.Context)}
+    names = {name for cls in plugins.load_all("openrl.features").values() for name in cls.requires} - fields
+    return {name: jnp.asarray(0.5) for name in sorted(names)}
 
 
 def leaves_by_network(tree, layout, network):

@@ -65,6 +65,7 @@ def fake_dists(tmp_path, monkeypatch):
         info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
         info.mkdir(parents=True)
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        (info / "top_level.txt").write_text("".join(f"{module}\n" for module in sources))
         (info / "entry_points.txt").write_text(
             "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for group, eps in entry_points.items())
         )
@@ -273,3 +274,63 @@ def test_example_plugin_works_inside_an_optimizer(example_plugin):
     flat = jnp.concatenate([u.ravel() for u in jax.tree.leaves(updates)])
     assert bool(jnp.all(jnp.isfinite(flat)))
     assert 0 < float(jnp.abs(flat).max()) <= max_step * (1 + 1e-6)
+
+
+BROKEN_FEATURES = """
+from typing import ClassVar
+import jax.numpy as jnp
+import openrl as orl
+
+class TwoForOne(orl.Feature):
+    num_channels: ClassVar[int] = 1
+    normalise: ClassVar[bool] = True
+
+    def __call__(self, inputs, state):
+        return jnp.stack([inputs.grad, inputs.param]), state
+
+class Flat(orl.Feature):
+    num_channels: ClassVar[int] = 1
+    normalise: ClassVar[bool] = False
+
+    def __call__(self, inputs, state):
+        return inputs.grad, state
+
+class Undeclared(orl.Feature):
+    num_channels: ClassVar[int] = 1
+
+    def __call__(self, inputs, state):
+        return inputs.grad[None, :], state
+
+class NoChannels(orl.Feature):
+    normalise: ClassVar[bool] = False
+
+    def __call__(self, inputs, state):
+        return inputs.grad[None, :], state
+"""
+
+
+@pytest.mark.parametrize(("name", "when", "match"), [
+    ("TwoForOne", "traced", r"TwoForOne \(module broken_features, package broken-dist 0\.1\) returned channels of shape "
+                            r"\(2, 5\); expected \(1, 5\): `num_channels` = 1 rows"),
+    ("Flat", "traced", r"Flat \(module broken_features, package broken-dist 0\.1\) returned channels of shape \(5,\); "
+                       r"expected \(1, 5\).*return `x\[None, :\]` for a single channel"),
+    ("Undeclared", "built", r"features\[0\]: Undeclared \(module broken_features, package broken-dist 0\.1\) declares no "
+                            r"`normalise` class variable"),
+    ("NoChannels", "built", r"features\[0\]: NoChannels \(module broken_features, package broken-dist 0\.1\) declares "
+                            r"`num_channels` = None; expected a positive int"),
+])
+def test_a_broken_plugin_feature_is_named_early(fake_dists, name, when, match):
+    """Wrong channel count, [n] instead of [1, n], missing class variables: errors that name the class and package."""
+    fake_dists("broken-dist", {"openrl.features": {name: f"broken_features:{name}"}},
+               {"broken_features": BROKEN_FEATURES})
+    feature = plugins.load("openrl.features", name)()
+    if when == "built":
+        with pytest.raises(TypeError, match=match):
+            orl.Optimizer([feature, orl.Gradient()], orl.MagnitudeHead())
+        return
+    optimizer = orl.Optimizer([feature, orl.Gradient()], orl.MagnitudeHead())
+    params = {"w": jnp.ones(5)}
+    state = optimizer.init(params)
+    with pytest.raises(ValueError, match=match):
+        jax.eval_shape(lambda s: optimizer.update(params, s, params, ctx=orl.Context(), key=jax.random.key(0)), state)
+

@@ -12,7 +12,7 @@ from openrl.optim.features import (
     ParamValue,
     TrainingProp,
 )
-from openrl.optim.heads import MagnitudeHead, StochasticHead, UpdateHead
+from openrl.optim.heads import AbstractDeterministicHead, MagnitudeHead, StochasticHead, UpdateHead
 from openrl.optim.layout import Context, LeafInfo, ParamLayout
 from openrl.optim.mlp import mlp_activity, mlp_layout, mlp_names
 from openrl.optim.network import LARGE, SMALL, AbstractNetwork, NetworkSize, PerParameterNetwork
@@ -25,7 +25,7 @@ from openrl.optim.separated import Separated, SeparatedState
 from openrl.optim.velo import VeLO, VeLOState, load_velo, save_velo
 
 __all__ = [
-    "AbstractOptimizer", "BatchProp", "Context", "Dormancy", "Feature", "FeatureInputs", "FeatureSet",
+    "AbstractDeterministicHead", "AbstractOptimizer", "BatchProp", "Context", "Dormancy", "Feature", "FeatureInputs", "FeatureSet",
     "Gradient", "LARGE", "LayerProp", "LearnedState", "LeafInfo", "MagnitudeHead", "Momentum",
     "NetworkSize", "OptaxOptimizer", "Optimizer", "ParamLayout", "ParamValue", "PerParameterNetwork",
     "SMALL", "StochasticHead", "TrainingProp", "UpdateHead", "from_vector", "load_pretrained",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+import dataclasses
 import itertools
 from typing import Any, ClassVar
 
@@ -11,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
+from openrl import plugins
 from openrl.optim.layout import Context, ParamLayout
 
 LOG_EPS = 1e-13
@@ -28,29 +31,28 @@ class FeatureInputs(eqx.Module):
 
 
 class Feature(eqx.Module):
-    """One group of optimizer inputs.
+    """One group of optimizer inputs (abstract: subclasses implement `__call__`).
 
-    Subclasses declare `num_channels`, whether their channels take the per-tensor
-    second-moment normalisation (`normalise`), which `Context` fields they read
-    (`requires`) and whether they need the agent's layout (`needs_layout`).
+    Subclasses declare, as class variables, `num_channels` (an int; a property where the count
+    depends on the feature's settings) and whether their channels take the per-tensor
+    second-moment normalisation (`normalise`); optionally which `Context` fields or `extras`
+    they read (`requires`) and whether they need the agent's layout (`needs_layout`).
+    `FeatureSet` checks these declarations when an optimizer is built, and each feature's
+    output shape when it is first traced, naming the feature's class and package.
     """
 
-    normalise: eqx.AbstractClassVar[bool]
+    num_channels: ClassVar[int]
+    normalise: ClassVar[bool]
     requires: ClassVar[tuple[str, ...]] = ()
     needs_layout: ClassVar[bool] = False
 
-    @property
-    def num_channels(self) -> int:
-        """How many input columns the feature gives each parameter."""
-        raise NotImplementedError
-
     def init(self, layout: ParamLayout) -> PyTree:
-        """The feature's state for a run over parameters described by `layout`."""
+        """The feature's state for a run over parameters described by `layout` (None: stateless)."""
         return None
 
+    @abc.abstractmethod
     def __call__(self, inputs: FeatureInputs, state: PyTree) -> tuple[Float[Array, "c n"], PyTree]:
         """Channels `[num_channels, n]` (parameters on the last, contiguous axis) and the new state."""
-        raise NotImplementedError
 
 
 def _sign_log(x: Float[Array, "k n"]) -> Float[Array, "2*k n"]:
@@ -180,8 +182,47 @@ def normalise_per_tensor(x: Float[Array, "c n"], layout: ParamLayout) -> Float[A
     )
 
 
+def _check_declarations(feature: Feature, where: str) -> None:
+    """The class variables `feature`'s class must declare, each of the right type."""
+    who = f"{where}: {plugins.origin(feature)}"
+    normalise = getattr(type(feature), "normalise", None)
+    if not isinstance(normalise, bool):
+        raise TypeError(
+            f"{who} declares no `normalise` class variable (got {normalise!r}); add `normalise: ClassVar[bool] = True` "
+            "to normalise its channels per tensor, or `= False` (e.g. for values that are constant within a tensor)"
+        )
+    channels = getattr(feature, "num_channels", None)
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise TypeError(
+            f"{who} declares `num_channels` = {channels!r}; expected a positive int, the number of rows it returns "
+            "(`num_channels: ClassVar[int] = 1`)"
+        )
+    requires = getattr(type(feature), "requires", None)
+    if not isinstance(requires, tuple) or not all(isinstance(name, str) for name in requires):
+        raise TypeError(f"{who} declares `requires` = {requires!r}; expected a tuple of Context field or extras names")
+    if not isinstance(getattr(type(feature), "needs_layout", None), bool):
+        raise TypeError(f"{who} declares `needs_layout` = {type(feature).needs_layout!r}; expected a bool")
+
+
+def _check_output(feature: Feature, x: Any, n: int) -> None:
+    """`x` is `feature`'s output of shape `[num_channels, n]` (checked while tracing, so it costs nothing)."""
+    expected = (feature.num_channels, n)
+    if getattr(x, "shape", None) != expected:
+        hint = " (return `x[None, :]` for a single channel)" if getattr(x, "shape", None) == (n,) else ""
+        raise ValueError(
+            f"{plugins.origin(feature)} returned channels of shape {getattr(x, 'shape', type(x).__name__)}; expected "
+            f"{expected}: `num_channels` = {feature.num_channels} rows, one column per parameter{hint}"
+        )
+
+
+_CONTEXT_FIELDS = frozenset(field.name for field in dataclasses.fields(Context)) - {"extras"}
+
+
 class FeatureSet(eqx.Module):
-    """Features stacked in the given order, normalised where they ask for it."""
+    """Features stacked in the given order, normalised where they ask for it.
+
+    A class may appear several times with different settings (e.g. two `Momentum`s with other decays).
+    """
 
     features: tuple[Feature, ...]
 
@@ -192,10 +233,13 @@ class FeatureSet(eqx.Module):
         for i, feature in enumerate(features):
             if not isinstance(feature, Feature):
                 raise TypeError(f"features[{i}]: expected an openrl Feature instance, got {feature!r}")
-        names = [type(f).__name__ for f in features]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"features: each feature may appear once, got duplicates {duplicates}")
+            _check_declarations(feature, f"features[{i}]")
+            for j in range(i):
+                if features[j] == feature:
+                    raise ValueError(
+                        f"features[{i}]: {feature!r} repeats features[{j}] with the same settings, which would give "
+                        "the same channels twice; drop one, or give it other settings"
+                    )
         self.features = features
 
     @property
@@ -207,13 +251,19 @@ class FeatureSet(eqx.Module):
         return any(f.needs_layout for f in self.features)
 
     def check_context(self, ctx: Context) -> None:
-        """Raise if `ctx` lacks a field some feature reads (at trace time, before compiling)."""
+        """Raise if `ctx` lacks a field or extra some feature reads (at trace time, before compiling)."""
         for feature in self.features:
-            missing = [name for name in feature.requires if getattr(ctx, name) is None]
+            missing = [name for name in feature.requires if name in _CONTEXT_FIELDS and getattr(ctx, name) is None]
             if missing:
                 raise ValueError(
                     f"ctx: {type(feature).__name__} needs Context fields {missing}, which are None; "
                     f"pass e.g. `ctx=Context({', '.join(f'{m}=...' for m in missing)})`"
+                )
+            extras = [name for name in feature.requires if name not in _CONTEXT_FIELDS and name not in ctx.extras]
+            if extras:
+                raise ValueError(
+                    f"ctx: {type(feature).__name__} needs Context extras {extras}, which the training loop did not add; "
+                    f"pass e.g. `ctx=Context(..., extras={{{', '.join(f'{e!r}: ...' for e in extras)}}})`"
                 )
 
     def init(self, layout: ParamLayout) -> tuple[Any, ...]:
@@ -223,6 +273,8 @@ class FeatureSet(eqx.Module):
 
     def __call__(self, inputs: FeatureInputs, states: tuple[Any, ...]) -> tuple[Float[Array, "c n"], tuple]:
         outputs = [feature(inputs, state) for feature, state in zip(self.features, states)]
+        for feature, (x, _) in zip(self.features, outputs):
+            _check_output(feature, x, inputs.layout.num_params)
         normalised = [x for (x, _), f in zip(outputs, self.features) if f.normalise]
         if normalised:
             # One per-tensor pass over every channel that asks for it, then back into feature order.

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from openrl.optim.features import Feature
-from openrl.optim.heads import UpdateHead
+from openrl.optim.heads import AbstractDeterministicHead
 from openrl.optim.network import SMALL, AbstractNetwork, NetworkSize, gru_mlp_layers, gru_step
 
 OPTIM4RL_EPS = 1e-18
@@ -65,8 +65,8 @@ class MomentNetwork(eqx.Module):
 class Optim4RLNetwork(AbstractNetwork):
     """Optim4RL's two networks over `SignLogGradient`'s channels (sign g, log|g|).
 
-    Outputs `[4, n]`: sign g (passed through for the head), the m-network's gate and log-magnitude,
-    and the v-network's log v. The GRU state stacks both networks' states.
+    Outputs `[3, n]`: the m-network's gate and log-magnitude, and the v-network's log v (the head
+    reads sign g from the gradient itself). The GRU state stacks both networks' states.
     """
 
     first_moment: MomentNetwork
@@ -83,7 +83,7 @@ class Optim4RLNetwork(AbstractNetwork):
 
     @property
     def out_size(self) -> int:
-        return 4
+        return 3
 
     @property
     def hidden_size(self) -> int:
@@ -93,22 +93,25 @@ class Optim4RLNetwork(AbstractNetwork):
         h = self.first_moment.gru.hidden_size
         m, hidden_m = self.first_moment(x, hidden[:h])
         v, hidden_v = self.second_moment(2.0 * x[1:2], hidden[h:])
-        return jnp.concatenate([x[0:1], m, v], axis=0), jnp.concatenate([hidden_m, hidden_v], axis=0)
+        return jnp.concatenate([m, v], axis=0), jnp.concatenate([hidden_m, hidden_v], axis=0)
 
 
-class Optim4RLHead(UpdateHead):
-    """lr · m / sqrt(v + ε) from (sign g, gate, log|m|, log v), with m = sign g · 1[gate + bias ≥ 0] · |m|."""
+class Optim4RLHead(AbstractDeterministicHead):
+    """lr · m / sqrt(v + ε) from outputs (gate, log|m|, log v), with m = sign g · 1[gate + bias ≥ 0] · |m|.
+
+    sign g is the gradient's own (the head reads its inputs), so it never passes through the network.
+    """
 
     learning_rate: float = eqx.field(static=True)
     bias: float = eqx.field(static=True, default=1.0)
     eps: float = eqx.field(static=True, default=OPTIM4RL_EPS)
-    num_outputs: ClassVar[int] = 4
+    num_outputs: ClassVar[int] = 3
 
     def __check_init__(self):
         if not isinstance(self.learning_rate, float) or not self.learning_rate > 0:
             raise ValueError(f"learning_rate: expected a positive float, got {self.learning_rate!r}")
 
-    def deterministic(self, outputs):
-        sign, gate, log_m, log_v = outputs
-        m = jnp.where(gate + self.bias >= 0.0, sign * jnp.exp(log_m), 0.0)
+    def deterministic(self, outputs, inputs):
+        gate, log_m, log_v = outputs
+        m = jnp.where(gate + self.bias >= 0.0, jnp.sign(inputs.grad) * jnp.exp(log_m), 0.0)
         return self.learning_rate * m / jnp.sqrt(jnp.exp(log_v) + self.eps)

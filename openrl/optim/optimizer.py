@@ -159,14 +159,13 @@ class Optimizer(AbstractOptimizer):
             flat_grad, unravel = ravel_pytree(grads)
             flat_param, _ = ravel_pytree(params)
         layout = state.layout
-        outputs, feature_states, hidden = _network_outputs(
-            self, FeatureInputs(flat_grad, flat_param, ctx, layout), state.features, state.hidden
-        )
+        inputs = FeatureInputs(flat_grad, flat_param, ctx, layout)
+        outputs, feature_states, hidden = _network_outputs(self, inputs, state.features, state.hidden)
         with jax.named_scope("openrl.head"):
-            step = self.head(outputs, key=key, layout=layout)
-            deterministic = self.head.deterministic(outputs)
+            step = self.head(outputs, inputs, key=key)
+            deterministic = self.head.deterministic(outputs, inputs)
             stats = {"deterministic": deterministic, "noise": step - deterministic,
-                     "noise_std": self.head.noise_std(outputs, layout=layout)}
+                     "noise_std": self.head.noise_std(outputs, inputs)}
         with jax.named_scope("openrl.update"):
             if self.zero_mean:
                 step = step - step.mean()

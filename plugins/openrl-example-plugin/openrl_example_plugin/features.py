@@ -1,4 +1,4 @@
-"""`ParamNorm`: the size of the tensor a parameter belongs to."""
+"""`ParamNorm`: the size of the tensor a parameter belongs to; `PolicyEntropy`: a signal only a custom loop gives."""
 
 from __future__ import annotations
 
@@ -29,3 +29,22 @@ class ParamNorm(Feature):
     def __call__(self, inputs, state):
         mean_square = inputs.layout.segment_means(jnp.square(inputs.param)[None, :])
         return jnp.log(jnp.sqrt(mean_square) + self.eps), state
+
+
+class PolicyEntropy(Feature):
+    """log(H + eps) of the policy's entropy `H` on the minibatch, the same for every parameter.
+
+    openrl's PPO loop does not compute it: a training loop adds it to the context as
+    `Context(..., extras={"entropy": H})`, and declaring `requires = ("entropy",)` makes a
+    loop that forgets it a clear error. No change to openrl is needed for either side.
+    """
+
+    eps: float = eqx.field(static=True, default=1e-8)
+    num_channels: ClassVar[int] = 1
+    normalise: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, ...]] = ("entropy",)
+
+    def __call__(self, inputs, state):
+        entropy = jnp.asarray(inputs.ctx.extras["entropy"], jnp.float32)
+        value = jnp.log(jnp.maximum(entropy, 0.0) + self.eps)
+        return jnp.broadcast_to(value, (1, inputs.layout.num_params)), state

@@ -7,10 +7,10 @@ from typing import ClassVar
 import equinox as eqx
 import jax.numpy as jnp
 
-from openrl.optim.heads import UpdateHead
+from openrl.optim.heads import AbstractDeterministicHead
 
 
-class ClippedHead(UpdateHead):
+class ClippedHead(AbstractDeterministicHead):
     """clip(α1·m·exp(α2·e), -max_step, max_step) from outputs (m, e).
 
     The bound keeps one bad step from wrecking the policy, which early in
@@ -28,6 +28,6 @@ class ClippedHead(UpdateHead):
         if not self.max_step > 0:
             raise ValueError(f"ClippedHead: max_step must be positive, got {self.max_step}")
 
-    def deterministic(self, outputs):
+    def deterministic(self, outputs, inputs):
         step = self.alpha1 * outputs[0] * jnp.exp(self.alpha2 * outputs[1])
         return jnp.clip(step, -self.max_step, self.max_step)
