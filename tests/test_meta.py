@@ -13,6 +13,7 @@ import openrl as orl
 from openrl.meta import CheckpointError, DistributionTask, EnvTask, MetaConfig, OpenES, Task, meta_train
 from openrl.meta.learners import (
     EVOSAX_STRATEGIES,
+    EXCLUDED_STRATEGIES,
     EvosaxLearner,
     MetaLearner,
     learner_names,
@@ -242,6 +243,9 @@ def test_every_registered_learner_meta_trains_the_quadratic(name, tmp_path):
 def test_learners_by_name_and_bad_learner_settings():
     assert {"OpenES", "SNES", "PGPE", "Sep_CMA_ES", "CMA_ES", "xNES"} <= set(learner_names())
     assert set(EVOSAX_STRATEGIES) | {"OpenES"} == set(learner_names())
+    from evosax.algorithms import distribution_based_algorithms
+
+    assert set(EVOSAX_STRATEGIES) == set(distribution_based_algorithms) - set(EXCLUDED_STRATEGIES)
     snes = make_learner("SNES", population_size=8, sigma_init=0.05, lr_std_init=0.2)
     assert snes == EvosaxLearner("SNES", population_size=8, sigma_init=0.05, lr_std_init=0.2)
     with pytest.raises(ValueError, match=r"unknown meta-learner 'Snes'; known meta-learners: \[.*'SNES'"):
