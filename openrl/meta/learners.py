@@ -6,8 +6,6 @@ Every learner is registered in the `openrl.meta_learners` entry-point group; `ma
 builds one by name (the CLI's `--learner`).
 """
 
-from __future__ import annotations
-
 import abc
 import dataclasses
 import functools

@@ -1,8 +1,6 @@
 """Update heads: turn the per-parameter network's outputs (and, where they need them, the feature
 inputs: gradient, parameters, context, layout) into an update."""
 
-from __future__ import annotations
-
 import abc
 from typing import ClassVar
 

@@ -48,8 +48,6 @@ runs fine under jit + vmap; a PPO run that "hung on Deep Sea" was deadlocked in 
 LAPACK QR (the agent's vmapped orthogonal init), which happens with any environment.
 """
 
-from __future__ import annotations
-
 import abc
 import functools
 import inspect
