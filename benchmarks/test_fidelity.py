@@ -7,6 +7,10 @@
   mean return per game; Adam-normalised IQM, mean and optimality gap. The paper: OPEN is the
   only optimizer whose aggregate score is higher than Adam's.
 - The gridworld optimizer (paper Figure 4) is `test_gridworld.py`.
+- Ant: the released Ant optimizer drives a tiny Brax Ant PPO run (Gaussian policy, log-std as the
+  actor's last layer). It is here, not in the tests, because compiling that run took 4 min 28 s
+  of XLA compile (6.2 min for the first call) on this 2-core CPU (2026-12-01), over the tests'
+  2-minute bound; its update is checked against the NumPy reading in `tests/test_pretrained.py`.
 
 Every run is stored under `benchmarks/results/fidelity_<steps>/<game>/` and reused: the seeds can be
 run in several batches (`--seeds 2`, then `--seeds 4`, ...) and an interrupted batch loses at most
@@ -16,6 +20,8 @@ Keep `SEEDS_PER_CALL` fixed for a results directory: a seed's numbers depend on 
 
 import pathlib
 
+import equinox as eqx
+import jax
 import numpy as np
 import pytest
 
@@ -23,6 +29,7 @@ import openrl as orl
 from openrl.eval import stats
 from openrl.meta import make_task
 from openrl.optim.pretrained import released
+from openrl.rl import envs
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 GAMES = ("asterix", "breakout", "freeway", "spaceinvaders")
@@ -90,3 +97,17 @@ def test_multi_task_open_beats_adam_normalised(record, budget, seeds):
     assert summary[MULTI]["iqm"].estimate > summary[ADAM]["iqm"].estimate, numbers
     assert summary[MULTI]["mean"].estimate > summary[ADAM]["mean"].estimate, numbers
     assert summary[MULTI]["optimality_gap"].estimate < summary[ADAM]["optimality_gap"].estimate, numbers
+
+
+@pytest.mark.timeout(3600)
+def test_released_ant_optimizer_drives_a_brax_ant_run():
+    """Two PPO iterations of 8 Ant environments: the released Ant OPEN updates the log-std (the actor's
+    last layer, initialised at zero), and the run's return is finite."""
+    entry = released("ant")
+    config = getattr(orl.PPOConfig, entry.ppo)(total_timesteps=160, num_envs=8, num_steps=10, num_minibatches=2,
+                                               num_epochs=1)
+    env = envs.make(entry.envs[0], num_envs=config.num_envs)
+    result = eqx.filter_jit(orl.train)(config, orl.load_pretrained("ant"), env, jax.random.key(0))
+    assert result.agent.log_std is not None  # a Gaussian policy
+    assert np.all(np.asarray(result.agent.log_std) != 0.0)
+    assert np.isfinite(float(result.final_return))
