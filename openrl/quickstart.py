@@ -107,12 +107,18 @@ def run_quickstart(out_dir: str, *, env: str = ENV, total_timesteps: int | None 
     seeds = 16 if seeds is None else seeds
     task = quickstart_task(env, total_timesteps)
     reference = tuned_adam(task, adam)
-    learner = LEARNER if population is None else eqx.tree_at(lambda l: l.population_size, LEARNER, population)
+    learner = LEARNER if population is None else dataclasses.replace(LEARNER, population_size=population)
     meta = META if generations is None else dataclasses.replace(META, generations=generations)
     start = time.perf_counter()
     print(f"Meta-training OPEN from scratch on {task.name} ({task.config.total_timesteps} steps per run), "
           f"population {learner.population_size}, {meta.generations} generations")
     print(f"Comparing with {reference[0]}: {_describe(reference[1])}")
+    from openrl.shell import print_budget
+
+    steps = task.config.total_timesteps
+    print_budget("meta-training", [("generations", meta.generations), ("members", learner.population_size),
+                                   ("rollouts", meta.num_rollouts)], steps)
+    print_budget("evaluation", [("optimizers", 2), ("seeds", seeds)], steps)
     report, _ = meta_learn_and_compare(task, reference, seeds, out_dir, learner=learner, meta=meta, resume=resume)
     print("\n".join(comparison_lines(report, reference[0])))
     print(f"\nwall time {time.perf_counter() - start:.0f} s; report: {out_dir}/eval/summary.md, returns.png; "
