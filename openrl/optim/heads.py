@@ -5,11 +5,11 @@ import abc
 from typing import ClassVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from openrl.optim.features import FeatureInputs
+from openrl.optim.noise import standard_normal
 
 
 class UpdateHead(eqx.Module):
@@ -87,7 +87,7 @@ class StochasticHead(UpdateHead):
 
     def noise(self, outputs, inputs, *, key):
         """α3·δ·ε, zero on critic parameters."""
-        eps = jax.random.normal(key, outputs.shape[1:], outputs.dtype)
+        eps = standard_normal(key, outputs.shape[1:], outputs.dtype)
         return self.alpha3 * outputs[2] * eps * jnp.asarray(inputs.layout.actor_mask())
 
     def noise_std(self, outputs, inputs):
