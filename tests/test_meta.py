@@ -21,6 +21,7 @@ from openrl.meta.learners import (
     pairwise_rank_shaping,
     sanitise_fitness,
 )
+from openrl.meta.tasks import DRAW_STREAM
 from openrl.meta.train import population_mesh, task_fitness
 from openrl.optim import presets
 from openrl.rl.agent import ActorCritic
@@ -192,7 +193,7 @@ def test_reference_returns_train_each_seed_on_its_own_draw():
     optimizer = small_optimizer()
     theta = jax.flatten_util.ravel_pytree(eqx.filter(optimizer, eqx.is_inexact_array))[0]
     keys = jax.random.split(jax.random.key(3), 4)
-    offsets = [float(QuadraticTask(offsets=True).sample(jax.random.fold_in(k, 1)).value) for k in keys]
+    offsets = [float(QuadraticTask(offsets=True).sample(jax.random.fold_in(k, DRAW_STREAM)).value) for k in keys]
     assert len(set(offsets)) == 4
     fixed, drawn = orl.meta.reference_returns([QuadraticTask(), QuadraticTask(offsets=True)], lambda task: optimizer,
                                               seeds=4, key=jax.random.key(3))
