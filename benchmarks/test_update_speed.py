@@ -1,5 +1,9 @@
 """Time of one optimizer update on a MinAtar-sized agent (~60k parameters), as ratios to Adam, and the
-FLOP rate the learned updates reach as a fraction of this machine's matmul rate, measured in the same run."""
+FLOP rate the learned updates reach as a fraction of this machine's matmul rate, measured in the same run.
+
+Also the per-parameter network alone (GRU and MLP on given inputs, no features, no head): its time is the
+floor of a learned update under XLA on this backend, which `docs/benchmarks.md` compares with PPO's own
+time per update."""
 
 import time
 
@@ -14,6 +18,7 @@ from openrl.optim import presets
 
 UPDATES = 100
 REPEATS = 5
+INPUTS = 20
 
 
 def best_seconds(run, *args) -> float:
@@ -40,6 +45,24 @@ def seconds_per_update(optimizer, params, layout, grads, ctx) -> float:
         return jax.lax.scan(body, (state, params), jax.random.split(jax.random.key(0), UPDATES))[0]
 
     return best_seconds(run, state, params)
+
+
+def network_seconds(optimizer: orl.Optimizer, num_params: int) -> float:
+    """One step of `optimizer`'s per-parameter network, carrying its GRU state, on inputs that change every
+    step (`INPUTS` random ones in turn: a constant input would let XLA hoist the input matmul out of the loop)."""
+    net = optimizer.network
+    xs = jax.random.normal(jax.random.key(0), (INPUTS, net.in_size, num_params))
+    hidden = jnp.zeros((net.hidden_size, num_params))
+
+    @jax.jit
+    def run(xs, hidden):
+        def step(carry, x):
+            outputs, hidden = net(x, carry)
+            return hidden + 1e-9 * outputs[:1], None
+
+        return jax.lax.fori_loop(0, UPDATES // INPUTS, lambda _, h: jax.lax.scan(step, h, xs)[0], hidden)
+
+    return best_seconds(run, xs, hidden)
 
 
 def network_flops(optimizer: orl.Optimizer, num_params: int) -> int:
@@ -71,6 +94,7 @@ def test_update_time_relative_to_adam(record):
     learned = {"open": presets.open_(key=jax.random.key(1)), "no_features": presets.no_features(key=jax.random.key(1))}
     times = {name: seconds_per_update(opt, params, layout, grads, ctx)
              for name, opt in [("adam", presets.adam()), *learned.items()]}
+    network = {name: network_seconds(opt, layout.num_params) for name, opt in learned.items()}
     flops = {name: network_flops(opt, layout.num_params) for name, opt in learned.items()}
     matmul_rate = matmul_flops_per_second(flops["open"])
     record("update_speed", {
@@ -83,5 +107,7 @@ def test_update_time_relative_to_adam(record):
         **{f"{name}_network_gflop_per_update": round(f / 1e9, 4) for name, f in flops.items()},
         **{f"{name}_gflop_per_s": round(flops[name] / times[name] / 1e9, 1) for name in learned},
         **{f"{name}_fraction_of_matmul_rate": round(flops[name] / times[name] / matmul_rate, 3) for name in learned},
+        **{f"{name}_network_alone_ms": round(network[name] * 1e3, 3) for name in learned},
+        **{f"{name}_network_alone_gflop_per_s": round(flops[name] / network[name] / 1e9, 1) for name in learned},
     })
     assert times["open"] < 0.05, "an OPEN update on 60k parameters should take well under 50 ms on a CPU"

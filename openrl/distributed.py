@@ -7,7 +7,8 @@ kinds: *global* ones, spread over devices of several processes, and *host* value
 each process holds whole. `replicate` and `shard` turn host values into global arrays without
 the equality check `jax.device_put` makes across processes (which NaN fails); `to_host` reads a
 global array back on every process (through `jax.experimental.multihost_utils` when no process
-holds all of it). `is_main` picks the one process that writes files.
+holds all of it). `is_main` picks the one process that writes files. `map_shards` runs a function
+of batched members (population members, seeds) on each device's own members.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,7 +30,8 @@ from jaxtyping import PyTree
 
 __all__ = [
     "DistributedConfig", "PeerError", "add_arguments", "check_same_everywhere", "config_from_args", "initialize",
-    "initialize_from_args", "is_main", "mesh_over", "peer_errors", "replicate", "shard", "to_host", "to_local",
+    "initialize_from_args", "is_main", "map_shards", "mesh_over", "peer_errors", "replicate", "shard", "to_host",
+    "to_local",
 ]
 
 
@@ -245,3 +248,28 @@ def check_same_everywhere(value: str, what: str) -> None:
 def mesh_over(devices: Sequence[jax.Device], axis: str) -> Mesh:
     """A 1-D mesh named `axis` over `devices` (automatic sharding, as `jit` with `NamedSharding` expects)."""
     return Mesh(np.asarray(list(devices)), (axis,), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def map_shards(fn: Function, mesh: Mesh) -> Function:
+    """`fn` run by every device on its own share of the members, with `jax.shard_map` over `mesh`'s axis.
+
+    Every array in `fn`'s arguments and results leads with the members' axis, whose size is a multiple
+    of the mesh's; other leaves are passed through unchanged. On one device this is `fn` itself.
+
+    Why not leave the split to `jit`'s partitioner: on CPU, a learned optimizer's per-parameter work
+    is computed member by member (`openrl.optim.batching`), and picking one member out of an axis
+    sharded over devices made every device fetch it: a meta-training generation on 2 devices took
+    longer than on 1 (benchmarks/test_scaling.py, docs/benchmarks.md).
+    """
+    if mesh.size == 1:
+        return fn
+    spec = PartitionSpec(mesh.axis_names[0])
+
+    @functools.wraps(fn)
+    def mapped(*args: Any) -> Any:
+        dynamic, static = eqx.partition(args, eqx.is_array)
+        local = lambda dynamic: fn(*eqx.combine(dynamic, static))
+        # check_vma=False: the training loops scan with carries that start out alike on every device.
+        return jax.shard_map(local, mesh=mesh, in_specs=(spec,), out_specs=spec, check_vma=False)(dynamic)
+
+    return mapped  # type: ignore[return-value]

@@ -66,11 +66,11 @@ def test_evaluation_in_calls_of_fewer_seeds_keeps_each_call_and_resumes(tmp_path
     whole = evaluate({"Adam": presets.adam()}, TASK, seeds=3, progress=False)
     train_seeds, calls = evaluate_module._train_seeds, []
 
-    def counted(task, optimizer, keys):
+    def counted(task, optimizer, keys, mesh):
         calls.append(len(keys))
         if calls == [2, 2]:
             raise KeyboardInterrupt
-        return train_seeds(task, optimizer, keys)
+        return train_seeds(task, optimizer, keys, mesh)
 
     monkeypatch.setattr(evaluate_module, "_train_seeds", counted)
     with pytest.raises(KeyboardInterrupt):

@@ -12,7 +12,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import numpy as np
-from jax.sharding import PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 from tqdm.auto import tqdm
 
 from openrl import distributed
@@ -58,10 +58,15 @@ def _recording(task: Task) -> Task:
 
 
 @eqx.filter_jit
-def _train_seeds(task: Task, optimizer: AbstractOptimizer, keys: jax.Array):
-    """Each seed trains on its own draw of the task (a fixed task is the same environment for all)."""
-    results = eqx.filter_vmap(lambda k: task.run_own_draw(optimizer, k))(keys)
-    return results.final_return, results.returns, results.dormancy, results.stats
+def _train_seeds(task: Task, optimizer: AbstractOptimizer, keys: jax.Array, mesh: Mesh):
+    """Each seed trains on its own draw of the task (a fixed task is the same environment for all); each
+    device trains its own seeds."""
+
+    def seeds(keys):
+        results = eqx.filter_vmap(lambda k: task.run_own_draw(optimizer, k))(keys)
+        return results.final_return, results.returns, results.dormancy, results.stats
+
+    return distributed.map_shards(seeds, mesh)(keys)
 
 
 @distributed.peer_errors
@@ -158,7 +163,7 @@ def evaluate(
         batch = keys[np.minimum(np.arange(chunk.start, chunk.stop + padding), chunk.stop - 1)]
         final, returns, dormancy, curves = distributed.to_host(_train_seeds(
             *distributed.replicate((task, per_task[(name, task.name)]), mesh),
-            distributed.shard(batch, mesh, PartitionSpec("seeds"))))
+            distributed.shard(batch, mesh, PartitionSpec("seeds")), mesh))
         new = [
             Run(name, task.name, s, float(final[i]), returns[i].tolist(), dormancy[i].tolist(), task.config.batch_size,
                 {k: v[i].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)], seeds_per_call)

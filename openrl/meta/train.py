@@ -13,7 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
@@ -87,8 +87,10 @@ def _sample_envs(task: Task, key: PRNGKeyArray, size: int, paired: bool) -> PyTr
 
 
 def task_fitness(task: Task, static: AbstractOptimizer, population: PyTree, key: PRNGKeyArray,
-                 num_rollouts: int, paired: bool) -> Float[Array, " pop"]:
-    """Mean final return of each member over `num_rollouts` runs; antithetic pairs share keys."""
+                 num_rollouts: int, paired: bool, mesh: Mesh | None = None) -> Float[Array, " pop"]:
+    """Mean final return of each member over `num_rollouts` runs; antithetic pairs share keys.
+
+    With `mesh`, each device trains its own members (`distributed.map_shards`)."""
     size = jax.tree.leaves(population)[0].shape[0]
     env_key, run_key = jax.random.split(key)
     envs = _sample_envs(task, env_key, size, paired)
@@ -100,17 +102,19 @@ def task_fitness(task: Task, static: AbstractOptimizer, population: PyTree, key:
         runs = jax.vmap(lambda k: task.run(optimizer, env, k).final_return)(jax.random.split(member_key, num_rollouts))
         return runs.mean()
 
-    return eqx.filter_vmap(member)(population, envs, keys)
+    members = eqx.filter_vmap(member)
+    return (members if mesh is None else distributed.map_shards(members, mesh))(population, envs, keys)
 
 
 def fitness(problem: Task | MultiTask, static: AbstractOptimizer, population: PyTree, key: PRNGKeyArray,
-            num_rollouts: int, paired: bool) -> Float[Array, " pop"]:
+            num_rollouts: int, paired: bool, mesh: Mesh | None = None) -> Float[Array, " pop"]:
     """A task's fitness, or for a `MultiTask` the mean over tasks of returns divided by the normalisers."""
     if isinstance(problem, MultiTask):
         keys = jax.random.split(key, len(problem.tasks))
-        scores = [task_fitness(t, static, population, k, num_rollouts, paired) for t, k in zip(problem.tasks, keys)]
+        scores = [task_fitness(t, static, population, k, num_rollouts, paired, mesh)
+                  for t, k in zip(problem.tasks, keys)]
         return (jnp.stack(scores, axis=1) / problem.normalisers[None, :]).mean(axis=1)
-    return task_fitness(problem, static, population, key, num_rollouts, paired)
+    return task_fitness(problem, static, population, key, num_rollouts, paired, mesh)
 
 
 @eqx.filter_jit
@@ -120,7 +124,7 @@ def _generation(learner: MetaLearner, problem, static, template, state, key, mes
     if mesh.size > 1:
         sharding = NamedSharding(mesh, PartitionSpec("population"))
         population = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), population)
-    scores = fitness(problem, static, population, eval_key, num_rollouts, learner.pairs_share_tasks)
+    scores = fitness(problem, static, population, eval_key, num_rollouts, learner.pairs_share_tasks, mesh)
     state, metrics = learner.tell(tell_key, state, population, scores, template)
     return state, scores, metrics
 
