@@ -12,7 +12,8 @@ from openrl.optim.batching import MAX_UNROLLED_MEMBERS, unbatched_on_cpu
 from openrl.rl.agent import ActorCritic
 
 
-def test_vmap_equals_each_member_alone_for_shared_and_batched_arguments():
+def test_vmap_equals_each_member_alone_for_shared_and_batched_arguments(monkeypatch):
+    monkeypatch.setattr(batching, "MIN_UNBATCHED_SIZE", 0)  # these members are tiny: split them anyway
     calls = []
 
     @unbatched_on_cpu
@@ -33,6 +34,25 @@ def test_vmap_equals_each_member_alone_for_shared_and_batched_arguments():
     np.testing.assert_array_equal(nested["y"][1, 2], xs[1] * xs[2] - xs[1])
     many = jnp.arange(3.0 * (MAX_UNROLLED_MEMBERS + 2)).reshape(-1, 3)  # past the unrolling cap: a lax.map
     np.testing.assert_array_equal(jax.jit(jax.vmap(affine, in_axes=(None, 0)))(w, many)["y"], w["a"][None] * many + w["b"][None])
+
+
+def test_members_below_the_size_threshold_batch_as_usual(monkeypatch):
+    traced = []
+
+    @unbatched_on_cpu
+    def double(x):
+        traced.append(x.shape)
+        return 2.0 * x
+
+    xs = jnp.arange(8.0).reshape(4, 2)
+    runs = {}
+    for threshold in (3, 2):  # members of 2 elements: below the threshold, then at it
+        monkeypatch.setattr(batching, "MIN_UNBATCHED_SIZE", threshold)
+        traced.clear()
+        np.testing.assert_array_equal(jax.jit(jax.vmap(double))(xs), 2.0 * xs)
+        runs[threshold] = len(traced)
+    # custom_vmap traces `double` once unbatched, then the rule: one batched trace, or one copy per member.
+    assert runs == {3: 2, 2: 1 + len(xs)}
 
 
 def test_vmapped_learned_update_matches_single_seeds():
