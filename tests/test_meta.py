@@ -133,6 +133,21 @@ def test_resume_gives_the_uninterrupted_result(tmp_path):
     assert [r["fitness_mean"] for r in whole.history] == [r["fitness_mean"] for r in resumed.history]
 
 
+def test_meta_parameters_limits_the_search_to_the_chosen_arrays(tmp_path):
+    optimizer = small_optimizer()
+    output = lambda o: o.network.output  # noqa: E731
+    config = MetaConfig(generations=2, eval_every=0, checkpoint_every=1)
+    result = meta_train(OpenES(population_size=4, sigma_init=0.1), optimizer, QuadraticTask(), config,
+                        out_dir=tmp_path, progress=False, meta_parameters=output)
+    assert eqx.tree_equal(eqx.tree_at(output, result.final, output(optimizer)), optimizer)
+    assert not np.allclose(result.final.network.output.weight, optimizer.network.output.weight)
+    with pytest.raises(CheckpointError, match="meta_parameters"):  # a run searching other arrays is another run
+        meta_train(OpenES(population_size=4, sigma_init=0.1), optimizer, QuadraticTask(), config, out_dir=tmp_path,
+                   resume=True, progress=False)
+    with pytest.raises(ValueError, match="meta_parameters: selects no floating-point array"):
+        meta_train(OpenES(population_size=4), optimizer, QuadraticTask(), config, meta_parameters=lambda o: o.head)
+
+
 def test_bad_checkpoints_are_errors_not_restarts(tmp_path):
     learner = OpenES(population_size=8)
     config = MetaConfig(generations=2, eval_every=0, checkpoint_every=1)

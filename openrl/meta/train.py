@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -147,6 +147,22 @@ def _validate(problem, optimizer, key, seeds: int):
     return scores.mean()
 
 
+def _searched_arrays(optimizer: AbstractOptimizer, meta_parameters: Callable[[AbstractOptimizer], Any] | None) -> PyTree:
+    """A filter spec of `optimizer` (`eqx.partition`'s): True at the floating-point arrays inside
+    `meta_parameters(optimizer)` (every one when it is None), False elsewhere."""
+    spec = jax.tree.map(eqx.is_inexact_array, optimizer)
+    if meta_parameters is None:
+        return spec
+    try:
+        chosen = jax.tree.map(eqx.is_inexact_array, meta_parameters(optimizer))
+        spec = eqx.tree_at(meta_parameters, jax.tree.map(lambda _: False, spec), chosen)
+    except (AttributeError, TypeError, ValueError) as error:
+        raise ValueError(f"meta_parameters: could not select arrays of {type(optimizer).__name__}: {error}") from error
+    if not any(jax.tree.leaves(chosen)):
+        raise ValueError(f"meta_parameters: selects no floating-point array of {type(optimizer).__name__}")
+    return spec
+
+
 def _fingerprint(learner: MetaLearner, problem, template: PyTree, config: MetaConfig) -> dict[str, Any]:
     settings = dataclasses.asdict(config)
     settings.pop("generations")
@@ -171,6 +187,7 @@ def meta_train(
     progress: bool = True,
     devices: Sequence[jax.Device] | None = None,
     loggers: Sequence[Logger] = (),
+    meta_parameters: Callable[[AbstractOptimizer], Any] | None = None,
 ) -> MetaTrainResult:
     """Meta-train `optimizer`'s array fields with `learner` to maximise final return on `problem`.
 
@@ -183,6 +200,8 @@ def meta_train(
     `resume=True` continues from the last checkpoint and gives exactly the numbers of
     an uninterrupted run; an unusable checkpoint is an error, never a silent restart.
     The population is sharded over `devices` (default: all).
+    `meta_parameters(optimizer)` picks the arrays to search over (e.g. `lambda o: o.network.output`:
+    only the output layer, the rest kept as given); default: every floating-point array.
     """
     if not isinstance(learner, MetaLearner):
         raise TypeError(f"learner: expected an openrl MetaLearner, got {learner!r}")
@@ -193,7 +212,7 @@ def meta_train(
     if resume and out_dir is None:
         raise ValueError("resume: needs out_dir, the directory of the run to continue")
     mesh = population_mesh(learner.population_size, devices)
-    template, static = eqx.partition(optimizer, eqx.is_inexact_array)
+    template, static = eqx.partition(optimizer, _searched_arrays(optimizer, meta_parameters))
     base_key = jax.random.key(config.seed)
     state = learner.init(jax.random.fold_in(base_key, INIT_STREAM), template)
     best, best_score, history, start = template, -jnp.inf, [], 0
