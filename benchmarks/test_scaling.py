@@ -7,10 +7,13 @@ for 4 generations; a generation's time is the median of generations 2-4 (the fir
 time on 1 device / (2 x time on 2 devices): 1.0 is perfect halving, 0.5 no gain at all.
 
 Every layout gets one core per device (`os.sched_setaffinity` before JAX starts, so XLA sizes its thread
-pool to it): an XLA CPU device is not tied to a core, and without pinning the one-device reference already
-runs its vmapped population on every core (measured 2026-12-01: 2.57 s per generation on 1 device, 3.11 s
-on 2 fake devices, 4.12 s in 2 processes, i.e. efficiencies 0.41 and 0.31 from splitting the same two
-cores). Pinned, the benchmark asks what sharding is for: do two compute units halve a generation?
+pool to it): an XLA CPU device is not tied to a core, so pinned, the benchmark asks what sharding is for:
+do two compute units halve a generation? This benchmark found that they did not (2026-12-01: 2.50 s per
+generation on 1 device, 2.93 s on 2, 4.17 s in 2 processes): `jit`'s partitioner split the population, but
+the CPU per-member rule of `openrl.optim.batching` then picked members out of the sharded axis, so every
+device fetched every member. Populations and seeds now run per device under `jax.shard_map`
+(`openrl.distributed.map_shards`); the same benchmark then measured 3.39 s on 1 device and 1.74 s on 2
+devices and in 2 processes: efficiency 0.97 for both (2026-12-02, idle machine).
 
 Bound: efficiency > 0.6 for both 2-device layouts. The generation's communication is a gather of 16 fitness
 values (plus, with two processes, the gloo transport and a barrier), negligible beside 16 PPO runs, so

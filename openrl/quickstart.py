@@ -38,7 +38,7 @@ held-out IQM of 198 where lr 0.3 reached 304 (a faster decay, 0.9, and 20 genera
 
 META = MetaConfig(generations=16, num_rollouts=1, eval_every=4, eval_seeds=8, checkpoint_every=4)
 """Generations, rollouts per member and validation cadence of the quickstart's meta-training
-(about 14 CPU-minutes with the evaluation: 10.5 min of wall time on an idle 2-core CPU)."""
+(about 10 CPU-minutes with the evaluation: 7.4 min of wall time on an idle 2-core CPU)."""
 
 EVAL_SEED = 12_345
 """Base seed of the held-out evaluation: `evaluate` trains on `split(key(EVAL_SEED), seeds)`, a stream
