@@ -46,6 +46,12 @@ the same as older gymnax's, 0.0.x). With `deterministic=True` (the default) the 
 `1 - 0.01 = 0.99` for every size; always "left" returns 0. Deep Sea itself
 runs fine under jit + vmap; a PPO run that "hung on Deep Sea" was deadlocked in jaxlib's batched
 LAPACK QR (the agent's vmapped orthogonal init), which happens with any environment.
+
+SpaceInvaders-MinAtar also follows gymnax 1.x, which changed two of its rules after gymnax 0.0.6 (the
+version the paper's code used), both towards the original MinAtar game: the first wave has 24 aliens
+(columns 2-7, as every later wave) instead of 28, and an enemy bullet hits the cannon in the column
+the cannon moves to, not the one it leaves. Asterix, Breakout and Freeway play as in 0.0.6.
+The repository's `benchmarks/spaceinvaders_gymnax_006.py` plays it with the 0.0.6 rules.
 """
 
 import abc
