@@ -16,7 +16,6 @@ runs under `results/fidelity_<steps>/spaceinvaders-gymnax-0.0.6/` to be continue
 """
 
 import argparse
-import pathlib
 from unittest import mock
 
 import jax.numpy as jnp
@@ -26,9 +25,8 @@ import openrl as orl
 from openrl.meta import EnvTask
 from openrl.optim.pretrained import released
 from openrl.rl import envs
+from test_fidelity import ADAM, RESULTS, SEEDS_PER_CALL, SINGLE  # the same labels and batch shape
 
-RESULTS = pathlib.Path(__file__).parent / "results"
-SEEDS_PER_CALL = 2  # as test_fidelity.py's
 _STEP_AGENT = space_invaders.step_agent
 
 
@@ -57,12 +55,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="seeds per optimizer (stored runs are reused)")
     parser.add_argument("--budget", type=float, default=1.0, help="fraction of the 1e7 steps")
     args = parser.parse_args()
+    if not args.budget > 0:
+        parser.error(f"--budget: expected a positive fraction of the 1e7 steps, got {args.budget}")
     entry = released("spaceinvaders")
     config = orl.PPOConfig.minatar(total_timesteps=int(entry.total_timesteps * args.budget))
     task = EnvTask(name="SpaceInvaders-MinAtar (gymnax 0.0.6 rules)", config=config,
                    env=envs.from_gymnax(PaperEraSpaceInvaders(), num_envs=config.num_envs))
-    optimizers = {"OPEN (released)": orl.load_pretrained("spaceinvaders"),
-                  "Adam (tuned)": orl.presets.adam(entry.adam[0])}
+    optimizers = {SINGLE: orl.load_pretrained("spaceinvaders"), ADAM: orl.presets.adam(entry.adam[0])}
     report = orl.evaluate(optimizers, task, seeds=args.seeds, seeds_per_call=SEEDS_PER_CALL, analysis=False,
                           out_dir=RESULTS / f"fidelity_{config.total_timesteps}" / "spaceinvaders-gymnax-0.0.6")
     print(report.table())
