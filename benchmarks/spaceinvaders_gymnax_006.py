@@ -20,12 +20,17 @@ from unittest import mock
 
 import jax.numpy as jnp
 from gymnax.environments.minatar import space_invaders
+from test_fidelity import (  # the same labels and batch shape
+    ADAM,
+    RESULTS,
+    SEEDS_PER_CALL,
+    SINGLE,
+)
 
 import openrl as orl
 from openrl.meta import EnvTask
 from openrl.optim.pretrained import released
 from openrl.rl import envs
-from test_fidelity import ADAM, RESULTS, SEEDS_PER_CALL, SINGLE  # the same labels and batch shape
 
 _STEP_AGENT = space_invaders.step_agent
 
