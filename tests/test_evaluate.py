@@ -1,5 +1,6 @@
 """A tiny evaluation writes every promised file, reuses stored runs, and rejects bad input."""
 
+import datetime
 import json
 import sys
 
@@ -41,6 +42,12 @@ def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch
                for r in rows)
     summary = (tmp_path / "summary.md").read_text()
     assert "| Adam |" in summary and "| Lion |" in summary
+    # Each row names where and when it was trained, and the summary counts the runs per machine.
+    assert {r["machine"] for r in rows} == {evaluate_module._machine()} and rows[0]["machine"].startswith("cpu, ")
+    days = sorted({datetime.datetime.fromisoformat(r["finished"]).astimezone(datetime.timezone.utc).date().isoformat()
+                   for r in rows})
+    when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+    assert f"- {rows[0]['machine']}: 6 runs, {when}" in summary.split("## Where the runs were trained")[1]
     # Adam is the reference: it normalises to an IQM of 1 on average; Lion's P(Lion > Adam) matches the stats.
     adam, lion = report.scores("Adam", "bandit"), report.scores("Lion", "bandit")
     poi = stats.probability_of_improvement(lion, adam)
@@ -56,6 +63,12 @@ def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch
     again = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(again.scores("Adam", "bandit"), report.scores("Adam", "bandit"))
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 6
+    # Rows stored before runs named their machine are still reused, and counted as not recorded.
+    (tmp_path / "results.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in r.items() if k not in ("machine", "finished")}) + "\n" for r in rows))
+    older = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(older.scores("Lion", "bandit"), report.scores("Lion", "bandit"))
+    assert "- not recorded (stored before runs named their machine): 6 runs" in (tmp_path / "summary.md").read_text()
     with pytest.raises(ValueError, match="holds runs of 'Adam' on 'bandit' made with other optimizer values"):
         evaluate({"Adam": presets.adam("asterix")}, TASK, seeds=3, out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="holds runs of 'Adam' on 'bandit'"):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import os
+import platform
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,6 +52,18 @@ def _fingerprint(optimizer: AbstractOptimizer, task: Task, seed: int) -> str:
     for leaf in jax.tree.leaves(eqx.filter(optimizer, eqx.is_array)):
         digest.update(np.asarray(leaf).tobytes())
     return digest.hexdigest()[:16]
+
+
+def _machine() -> str:
+    """Where this process trains: JAX's backend, its devices, the host CPU's model and the jax version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:  # Linux names the model here; `platform` gives only the architecture
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return (f"{jax.default_backend()}, {jax.device_count()} x {jax.devices()[0].device_kind}; host CPU {cpu}; "
+            f"jax {jax.__version__}")
 
 
 def _recording(task: Task) -> Task:
@@ -159,14 +173,17 @@ def evaluate(
     # Each call's seeds are sharded over every device of every process (padded to fill them all).
     mesh = distributed.mesh_over(jax.devices(), "seeds")
     padding = -seeds_per_call % mesh.size
+    machine = _machine()
     for name, task, chunk in tqdm(jobs, desc="evaluate", disable=not progress or not jobs):
         batch = keys[np.minimum(np.arange(chunk.start, chunk.stop + padding), chunk.stop - 1)]
         final, returns, dormancy, curves = distributed.to_host(_train_seeds(
             *distributed.replicate((task, per_task[(name, task.name)]), mesh),
             distributed.shard(batch, mesh, PartitionSpec("seeds")), mesh))
+        finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         new = [
             Run(name, task.name, s, float(final[i]), returns[i].tolist(), dormancy[i].tolist(), task.config.batch_size,
-                {k: v[i].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)], seeds_per_call)
+                {k: v[i].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)], seeds_per_call,
+                machine, finished)
             for i, s in enumerate(chunk) if (name, task.name, s) not in done
         ]
         replaced = {(r.optimizer, r.task, r.seed) for r in new}

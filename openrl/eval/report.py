@@ -4,7 +4,8 @@
 
 - `summary.md`: final-return IQM with 95% CIs per task (the numbers of Figure 2); IQM, mean,
   median and optimality gap over all tasks of raw and of reference-normalised returns (Figure 3);
-  the probability that each optimizer improves on the reference; and the list of figures;
+  the probability that each optimizer improves on the reference; the machines that trained the
+  runs, with how many each and when; and the list of figures;
 - `final_return_iqm.png` (Figure 2), `normalised_aggregate.png` (Figure 3),
   `returns[_task].png` (Figure 9), `dormancy[_task].png` (Figure 10),
   `cosine_similarity.png` (Figure 11), `update_magnitude.png` (Figure 12) and
@@ -119,9 +120,25 @@ def summary_markdown(report: Report) -> str:
                   "P(X > Y): the chance that a run of X beats a run of Y on the same task (ties count 1/2), "
                   "averaged over tasks.", "", f"| X | P(X > {report.reference}) [95% CI] |", "|---|---|"]
         lines += [f"| {name} | {_cell(interval)} |" for name, interval in improvements.items()]
+    lines += ["", "## Where the runs were trained", ""] + _machines(report)
     written = {n: t for n, t in FIGURES.items() if _has_analysis(report) or n not in ANALYSIS_FIGURES}
     lines += ["", "## Figures", ""] + [f"- `{name}`: {text}" for name, text in written.items()] + [""]
     return "\n".join(lines)
+
+
+def _machines(report: Report) -> list[str]:
+    """One line per machine named by the runs: how many runs it trained and the days their calls ended."""
+    by_machine: dict[str, list[str]] = {}
+    for run in report.runs:
+        by_machine.setdefault(run.machine, []).append(run.finished[:10])
+    lines = []
+    for machine, days in sorted(by_machine.items()):
+        if not machine:
+            lines.append(f"- not recorded (stored before runs named their machine): {len(days)} runs")
+            continue
+        when = min(days) if min(days) == max(days) else f"{min(days)} to {max(days)}"
+        lines.append(f"- {machine}: {len(days)} runs, {when}")
+    return lines
 
 
 def write_report(report: Report, out_dir: str | os.PathLike) -> None:

@@ -14,7 +14,8 @@ RESULTS_VERSION = 4
 """Bumped whenever the stored rows' format or meaning changes; older files are refused, not misread.
 (3: returns are each environment's last finished episode's return, as OPEN's code logs them.
 4: rows record `seeds_per_call`; a distribution's task is drawn from a key no run uses, and the
-fingerprint leaves out whether the update analysis was recorded.)"""
+fingerprint leaves out whether the update analysis was recorded. Later version-4 rows add `machine`
+and `finished`; earlier ones load with both empty.)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,11 @@ class Run:
     empty when they were not recorded; `fingerprint` identifies the optimizer's values, the task's
     configuration and the base seed; `seeds_per_call` is how many seeds were vmapped in the call that
     trained it (the batch shape changes the float reduction order, so the numbers depend on it).
+    `machine` names where it was trained (JAX backend, devices, host CPU, jax version) and `finished`
+    when its call ended (UTC, ISO 8601); both are empty in rows stored before they were recorded.
+    Neither is in the fingerprint, so stored runs are reused on any machine: XLA compiles for the
+    host, so a run is exact on one machine and may end elsewhere with other numbers of the same
+    distribution, and `machine` tells which runs were made together.
     """
 
     optimizer: str
@@ -37,6 +43,8 @@ class Run:
     stats: dict[str, list[float]]
     fingerprint: str
     seeds_per_call: int
+    machine: str = ""
+    finished: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
