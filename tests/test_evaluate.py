@@ -2,6 +2,8 @@
 
 import datetime
 import json
+import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -47,7 +49,8 @@ def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch
     days = sorted({datetime.datetime.fromisoformat(r["finished"]).astimezone(datetime.timezone.utc).date().isoformat()
                    for r in rows})
     when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
-    assert f"- {rows[0]['machine']}: 6 runs, {when}" in summary.split("## Where the runs were trained")[1]
+    assert {r["code"] for r in rows} == {evaluate_module._code()} and rows[0]["code"].startswith("openrl ")
+    assert f"- {rows[0]['machine']}; {rows[0]['code']}: 6 runs, {when}" in summary.split("## Where the runs were trained")[1]
     # Adam is the reference: it normalises to an IQM of 1 on average; Lion's P(Lion > Adam) matches the stats.
     adam, lion = report.scores("Adam", "bandit"), report.scores("Lion", "bandit")
     poi = stats.probability_of_improvement(lion, adam)
@@ -63,9 +66,14 @@ def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch
     again = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(again.scores("Adam", "bandit"), report.scores("Adam", "bandit"))
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 6
-    # Rows stored before runs named their machine are still reused, and counted as not recorded.
+    # Rows stored before runs named their code, or their machine, are still reused and counted as not recorded.
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "code"}) + "\n"
+                                                    for r in rows))
+    evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
+    assert (f"- {rows[0]['machine']}; openrl version not recorded: 6 runs"
+            in (tmp_path / "summary.md").read_text())
     (tmp_path / "results.jsonl").write_text("".join(
-        json.dumps({k: v for k, v in r.items() if k not in ("machine", "finished")}) + "\n" for r in rows))
+        json.dumps({k: v for k, v in r.items() if k not in ("machine", "finished", "code")}) + "\n" for r in rows))
     older = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(older.scores("Lion", "bandit"), report.scores("Lion", "bandit"))
     assert "- not recorded (stored before runs named their machine): 6 runs" in (tmp_path / "summary.md").read_text()
@@ -121,6 +129,39 @@ def test_the_analysis_switch_reuses_stored_runs_and_the_batch_shape_does_not(tmp
     # Runs trained two seeds per call are not reused by an evaluation one seed per call.
     with pytest.raises(ValueError, match="trained 2 seeds per call.*pass seeds_per_call=2"):
         evaluate({"Adam": presets.adam()}, TASK, seeds=2, out_dir=tmp_path, progress=False, seeds_per_call=1)
+
+
+def test_runs_name_the_openrl_that_trained_them(monkeypatch):
+    checkout = pathlib.Path(evaluate_module.__file__).resolve().parents[2]
+    version = evaluate_module.importlib.metadata.version("openrl")
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=checkout, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "openrl"], cwd=checkout, capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        expected = f"openrl {version}, git {head}" + (" with uncommitted changes to openrl/" if changed else "")
+    except (OSError, subprocess.CalledProcessError):  # a copy of the package outside any git checkout
+        expected = f"openrl {version}"
+    assert evaluate_module._code() == expected
+    # A package pip installed from a git URL names the commit pip recorded.
+    direct_url = {"url": "https://example.org/openrl.git", "vcs_info": {"vcs": "git", "commit_id": "0123456789abcdef" * 2}}
+
+    class FromGit:
+        version = "9.9.9"
+
+        def read_text(self, name):
+            return json.dumps(direct_url) if name == "direct_url.json" else None
+
+    monkeypatch.setattr(evaluate_module.importlib.metadata, "distribution", lambda name: FromGit())
+    assert evaluate_module._code() == "openrl 9.9.9, git 0123456789ab"
+    # Without git, the version alone.
+    direct_url = {"url": "file:///src/openrl", "dir_info": {"editable": True}}
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(evaluate_module.subprocess, "run", no_git)
+    assert evaluate_module._code() == "openrl 9.9.9"
 
 
 def test_bad_evaluation_input(tmp_path):

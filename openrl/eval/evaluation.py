@@ -5,8 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import importlib.metadata
+import json
 import os
+import pathlib
 import platform
+import subprocess
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -64,6 +68,28 @@ def _machine() -> str:
         pass
     return (f"{jax.default_backend()}, {jax.device_count()} x {jax.devices()[0].device_kind}; host CPU {cpu}; "
             f"jax {jax.__version__}")
+
+
+def _code() -> str:
+    """Which openrl trains: its version and commit, from pip's record of a git install or from the git
+    checkout the package is imported from, marked when `openrl/` differs from that commit."""
+    distribution = importlib.metadata.distribution("openrl")
+    version = f"openrl {distribution.version}"
+    vcs = json.loads(distribution.read_text("direct_url.json") or "{}").get("vcs_info", {})
+    if "commit_id" in vcs:  # `pip install git+...` (the Direct URL Data Structure of PyPA's specifications)
+        return f"{version}, {vcs['vcs']} {vcs['commit_id'][:12]}"
+    package = pathlib.Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=package, capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        git("ls-files", "--error-unmatch", "__init__.py")  # the checkout tracks this package, not an enclosing repo
+        commit, changes = git("rev-parse", "--short=12", "HEAD"), git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.SubprocessError):  # no git, not a checkout, or a checkout that does not track it
+        return version
+    return f"{version}, git {commit}" + (" with uncommitted changes to openrl/" if changes else "")
 
 
 def _recording(task: Task) -> Task:
@@ -173,7 +199,7 @@ def evaluate(
     # Each call's seeds are sharded over every device of every process (padded to fill them all).
     mesh = distributed.mesh_over(jax.devices(), "seeds")
     padding = -seeds_per_call % mesh.size
-    machine = _machine()
+    machine, code = _machine(), _code()
     for name, task, chunk in tqdm(jobs, desc="evaluate", disable=not progress or not jobs):
         batch = keys[np.minimum(np.arange(chunk.start, chunk.stop + padding), chunk.stop - 1)]
         final, returns, dormancy, curves = distributed.to_host(_train_seeds(
@@ -183,7 +209,7 @@ def evaluate(
         new = [
             Run(name, task.name, s, float(final[i]), returns[i].tolist(), dormancy[i].tolist(), task.config.batch_size,
                 {k: v[i].tolist() for k, v in curves.items()}, fingerprints[(name, task.name)], seeds_per_call,
-                machine, finished)
+                machine, finished, code)
             for i, s in enumerate(chunk) if (name, task.name, s) not in done
         ]
         replaced = {(r.optimizer, r.task, r.seed) for r in new}

@@ -4,8 +4,8 @@
 
 - `summary.md`: final-return IQM with 95% CIs per task (the numbers of Figure 2); IQM, mean,
   median and optimality gap over all tasks of raw and of reference-normalised returns (Figure 3);
-  the probability that each optimizer improves on the reference; the machines that trained the
-  runs, with how many each and when; and the list of figures;
+  the probability that each optimizer improves on the reference; the machines and openrl versions
+  that trained the runs, with how many each and when; and the list of figures;
 - `final_return_iqm.png` (Figure 2), `normalised_aggregate.png` (Figure 3),
   `returns[_task].png` (Figure 9), `dormancy[_task].png` (Figure 10),
   `cosine_similarity.png` (Figure 11), `update_magnitude.png` (Figure 12) and
@@ -127,17 +127,19 @@ def summary_markdown(report: Report) -> str:
 
 
 def _machines(report: Report) -> list[str]:
-    """One line per machine named by the runs: how many runs it trained and the days their calls ended."""
-    by_machine: dict[str, list[str]] = {}
+    """One line per machine and openrl version named by the runs: how many runs they trained and the days
+    their calls ended."""
+    by_origin: dict[tuple[str, str], list[str]] = {}
     for run in report.runs:
-        by_machine.setdefault(run.machine, []).append(run.finished[:10])
+        by_origin.setdefault((run.machine, run.code), []).append(run.finished[:10])
     lines = []
-    for machine, days in sorted(by_machine.items()):
+    for (machine, code), days in sorted(by_origin.items()):
         if not machine:
             lines.append(f"- not recorded (stored before runs named their machine): {len(days)} runs")
             continue
+        where = f"{machine}; {code}" if code else f"{machine}; openrl version not recorded"
         when = min(days) if min(days) == max(days) else f"{min(days)} to {max(days)}"
-        lines.append(f"- {machine}: {len(days)} runs, {when}")
+        lines.append(f"- {where}: {len(days)} runs, {when}")
     return lines
 
 

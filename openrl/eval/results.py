@@ -15,7 +15,7 @@ RESULTS_VERSION = 4
 (3: returns are each environment's last finished episode's return, as OPEN's code logs them.
 4: rows record `seeds_per_call`; a distribution's task is drawn from a key no run uses, and the
 fingerprint leaves out whether the update analysis was recorded. Later version-4 rows add `machine`
-and `finished`; earlier ones load with both empty.)"""
+and `finished`, and later still `code`; earlier ones load with them empty.)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +27,12 @@ class Run:
     configuration and the base seed; `seeds_per_call` is how many seeds were vmapped in the call that
     trained it (the batch shape changes the float reduction order, so the numbers depend on it).
     `machine` names where it was trained (JAX backend, devices, host CPU, jax version) and `finished`
-    when its call ended (UTC, ISO 8601); both are empty in rows stored before they were recorded.
-    Neither is in the fingerprint, so stored runs are reused on any machine: XLA compiles for the
+    when its call ended (UTC, ISO 8601); `code` names the openrl that trained it (version, and the git
+    commit when known). All three are empty in rows stored before they were recorded. None is in the
+    fingerprint, so stored runs are reused on any machine and any later version: XLA compiles for the
     host, so a run is exact on one machine and may end elsewhere with other numbers of the same
-    distribution, and `machine` tells which runs were made together.
+    distribution, and a change to the code may change the float path in the same way. `machine` and
+    `code` tell which runs can be rebuilt exactly together.
     """
 
     optimizer: str
@@ -45,6 +47,7 @@ class Run:
     seeds_per_call: int
     machine: str = ""
     finished: str = ""
+    code: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
