@@ -163,6 +163,12 @@ def test_runs_name_the_openrl_that_trained_them(monkeypatch):
     monkeypatch.setattr(evaluate_module.subprocess, "run", no_git)
     assert evaluate_module._code() == "openrl 9.9.9"
 
+    def not_installed(name):
+        raise evaluate_module.importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(evaluate_module.importlib.metadata, "distribution", not_installed)
+    assert evaluate_module._code() == "openrl (not installed)"
+
 
 def test_bad_evaluation_input(tmp_path):
     with pytest.raises(ValueError, match="seeds: expected a positive int, got 0"):

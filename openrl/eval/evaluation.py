@@ -73,9 +73,12 @@ def _machine() -> str:
 def _code() -> str:
     """Which openrl trains: its version and commit, from pip's record of a git install or from the git
     checkout the package is imported from, marked when `openrl/` differs from that commit."""
-    distribution = importlib.metadata.distribution("openrl")
-    version = f"openrl {distribution.version}"
-    vcs = json.loads(distribution.read_text("direct_url.json") or "{}").get("vcs_info", {})
+    try:
+        distribution = importlib.metadata.distribution("openrl")
+    except importlib.metadata.PackageNotFoundError:  # imported from a source tree that pip did not install
+        distribution = None
+    version = f"openrl {distribution.version}" if distribution else "openrl (not installed)"
+    vcs = json.loads((distribution and distribution.read_text("direct_url.json")) or "{}").get("vcs_info", {})
     if "commit_id" in vcs:  # `pip install git+...` (the Direct URL Data Structure of PyPA's specifications)
         return f"{version}, {vcs['vcs']} {vcs['commit_id'][:12]}"
     package = pathlib.Path(__file__).resolve().parents[1]
