@@ -142,7 +142,16 @@ def test_runs_name_the_openrl_that_trained_them(monkeypatch):
         expected = f"openrl {version}, git {head}" + (" with uncommitted changes to openrl/" if changed else "")
     except (OSError, subprocess.CalledProcessError):  # a copy of the package outside any git checkout
         expected = f"openrl {version}"
+    evaluate_module._code.cache_clear()
     assert evaluate_module._code() == expected
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    # Read once per process: the runs of a long evaluation keep naming the code it imported.
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluate_module.subprocess, "run", no_git)
+        assert evaluate_module._code() == expected
     # A package pip installed from a git URL names the commit pip recorded.
     direct_url = {"url": "https://example.org/openrl.git", "vcs_info": {"vcs": "git", "commit_id": "0123456789abcdef" * 2}}
 
@@ -153,21 +162,21 @@ def test_runs_name_the_openrl_that_trained_them(monkeypatch):
             return json.dumps(direct_url) if name == "direct_url.json" else None
 
     monkeypatch.setattr(evaluate_module.importlib.metadata, "distribution", lambda name: FromGit())
+    evaluate_module._code.cache_clear()
     assert evaluate_module._code() == "openrl 9.9.9, git 0123456789ab"
     # Without git, the version alone.
     direct_url = {"url": "file:///src/openrl", "dir_info": {"editable": True}}
-
-    def no_git(*args, **kwargs):
-        raise FileNotFoundError("git")
-
     monkeypatch.setattr(evaluate_module.subprocess, "run", no_git)
+    evaluate_module._code.cache_clear()
     assert evaluate_module._code() == "openrl 9.9.9"
 
     def not_installed(name):
         raise evaluate_module.importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(evaluate_module.importlib.metadata, "distribution", not_installed)
+    evaluate_module._code.cache_clear()
     assert evaluate_module._code() == "openrl (not installed)"
+    evaluate_module._code.cache_clear()
 
 
 def test_bad_evaluation_input(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -70,9 +71,11 @@ def _machine() -> str:
             f"jax {jax.__version__}")
 
 
+@functools.cache
 def _code() -> str:
     """Which openrl trains: its version and commit, from pip's record of a git install or from the git
-    checkout the package is imported from, marked when `openrl/` differs from that commit."""
+    checkout the package is imported from, marked when `openrl/` differs from that commit. Read once per
+    process, so a long run keeps naming the code it imported while the checkout moves on."""
     try:
         distribution = importlib.metadata.distribution("openrl")
     except importlib.metadata.PackageNotFoundError:  # imported from a source tree that pip did not install
