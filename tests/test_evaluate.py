@@ -148,7 +148,7 @@ def test_runs_name_the_openrl_that_trained_them(monkeypatch):
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
 
-    # Read once per process: the runs of a long evaluation keep naming the code it imported.
+    # Read once per process: the runs of a long evaluation keep naming the commit it started from.
     with monkeypatch.context() as patch:
         patch.setattr(evaluate_module.subprocess, "run", no_git)
         assert evaluate_module._code() == expected

@@ -75,7 +75,8 @@ def _machine() -> str:
 def _code() -> str:
     """Which openrl trains: its version and commit, from pip's record of a git install or from the git
     checkout the package is imported from, marked when `openrl/` differs from that commit. Read once per
-    process, so a long run keeps naming the code it imported while the checkout moves on."""
+    process, at its first evaluation, so a long run keeps naming the commit it started from while the
+    checkout moves on (a commit made between import and that first evaluation is the one named)."""
     try:
         distribution = importlib.metadata.distribution("openrl")
     except importlib.metadata.PackageNotFoundError:  # imported from a source tree that pip did not install
