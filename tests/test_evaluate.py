@@ -30,6 +30,8 @@ PNGS = ("final_return_iqm.png", "normalised_aggregate.png", "returns.png", "dorm
 
 
 def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch):
+    # A commit made after openrl was imported (a job queued behind another) does not rename its runs.
+    monkeypatch.setattr(evaluate_module, "_code", lambda: "openrl 9.9.9, git committed-after-import")
     report = evaluate(OPTIMIZERS, TASK, seeds=3, out_dir=tmp_path, progress=False)
     assert {p.name for p in tmp_path.iterdir()} == {"results.jsonl", "summary.md", *PNGS}
     for png in PNGS:
@@ -49,7 +51,7 @@ def test_tiny_evaluation_writes_its_report_and_reuses_runs(tmp_path, monkeypatch
     days = sorted({datetime.datetime.fromisoformat(r["finished"]).astimezone(datetime.timezone.utc).date().isoformat()
                    for r in rows})
     when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
-    assert {r["code"] for r in rows} == {evaluate_module._code()} and rows[0]["code"].startswith("openrl ")
+    assert {r["code"] for r in rows} == {evaluate_module._IMPORTED_CODE} and rows[0]["code"].startswith("openrl ")
     assert f"- {rows[0]['machine']}; {rows[0]['code']}: 6 runs, {when}" in summary.split("## Where the runs were trained")[1]
     # Adam is the reference: it normalises to an IQM of 1 on average; Lion's P(Lion > Adam) matches the stats.
     adam, lion = report.scores("Adam", "bandit"), report.scores("Lion", "bandit")
@@ -142,16 +144,7 @@ def test_runs_name_the_openrl_that_trained_them(monkeypatch):
         expected = f"openrl {version}, git {head}" + (" with uncommitted changes to openrl/" if changed else "")
     except (OSError, subprocess.CalledProcessError):  # a copy of the package outside any git checkout
         expected = f"openrl {version}"
-    evaluate_module._code.cache_clear()
-    assert evaluate_module._code() == expected
-
-    def no_git(*args, **kwargs):
-        raise FileNotFoundError("git")
-
-    # Read once per process: the runs of a long evaluation keep naming the commit it started from.
-    with monkeypatch.context() as patch:
-        patch.setattr(evaluate_module.subprocess, "run", no_git)
-        assert evaluate_module._code() == expected
+    assert evaluate_module._code() == evaluate_module._IMPORTED_CODE == expected
     # A package pip installed from a git URL names the commit pip recorded.
     direct_url = {"url": "https://example.org/openrl.git", "vcs_info": {"vcs": "git", "commit_id": "0123456789abcdef" * 2}}
 
@@ -162,21 +155,21 @@ def test_runs_name_the_openrl_that_trained_them(monkeypatch):
             return json.dumps(direct_url) if name == "direct_url.json" else None
 
     monkeypatch.setattr(evaluate_module.importlib.metadata, "distribution", lambda name: FromGit())
-    evaluate_module._code.cache_clear()
     assert evaluate_module._code() == "openrl 9.9.9, git 0123456789ab"
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
     # Without git, the version alone.
     direct_url = {"url": "file:///src/openrl", "dir_info": {"editable": True}}
     monkeypatch.setattr(evaluate_module.subprocess, "run", no_git)
-    evaluate_module._code.cache_clear()
     assert evaluate_module._code() == "openrl 9.9.9"
 
     def not_installed(name):
         raise evaluate_module.importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(evaluate_module.importlib.metadata, "distribution", not_installed)
-    evaluate_module._code.cache_clear()
     assert evaluate_module._code() == "openrl (not installed)"
-    evaluate_module._code.cache_clear()
 
 
 def test_bad_evaluation_input(tmp_path):

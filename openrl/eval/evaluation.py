@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import hashlib
 import importlib.metadata
 import json
@@ -14,7 +13,7 @@ import platform
 import subprocess
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import equinox as eqx
 import jax
@@ -71,12 +70,9 @@ def _machine() -> str:
             f"jax {jax.__version__}")
 
 
-@functools.cache
 def _code() -> str:
-    """Which openrl trains: its version and commit, from pip's record of a git install or from the git
-    checkout the package is imported from, marked when `openrl/` differs from that commit. Read once per
-    process, at its first evaluation, so a long run keeps naming the commit it started from while the
-    checkout moves on (a commit made between import and that first evaluation is the one named)."""
+    """Which openrl this is: its version and commit, from pip's record of a git install or from the git
+    checkout the package is imported from, marked when `openrl/` differs from that commit."""
     try:
         distribution = importlib.metadata.distribution("openrl")
     except importlib.metadata.PackageNotFoundError:  # imported from a source tree that pip did not install
@@ -97,6 +93,11 @@ def _code() -> str:
     except (OSError, subprocess.SubprocessError):  # no git, not a checkout, or a checkout that does not track it
         return version
     return f"{version}, git {commit}" + (" with uncommitted changes to openrl/" if changes else "")
+
+
+# Read when the package is imported, not when a run trains: a job queued behind another one names the code
+# it imported, whatever the checkout holds by the time it starts.
+_IMPORTED_CODE: Final[str] = _code()
 
 
 def _recording(task: Task) -> Task:
@@ -206,7 +207,7 @@ def evaluate(
     # Each call's seeds are sharded over every device of every process (padded to fill them all).
     mesh = distributed.mesh_over(jax.devices(), "seeds")
     padding = -seeds_per_call % mesh.size
-    machine, code = _machine(), _code()
+    machine, code = _machine(), _IMPORTED_CODE
     for name, task, chunk in tqdm(jobs, desc="evaluate", disable=not progress or not jobs):
         batch = keys[np.minimum(np.arange(chunk.start, chunk.stop + padding), chunk.stop - 1)]
         final, returns, dormancy, curves = distributed.to_host(_train_seeds(
