@@ -144,7 +144,7 @@ def test_runs_name_the_openrl_that_trained_them(monkeypatch):
         expected = f"openrl {version}, git {head}" + (" with uncommitted changes to openrl/" if changed else "")
     except (OSError, subprocess.CalledProcessError):  # a copy of the package outside any git checkout
         expected = f"openrl {version}"
-    assert evaluate_module._code() == evaluate_module._IMPORTED_CODE == expected
+    assert evaluate_module._code() == expected
     # A package pip installed from a git URL names the commit pip recorded.
     direct_url = {"url": "https://example.org/openrl.git", "vcs_info": {"vcs": "git", "commit_id": "0123456789abcdef" * 2}}
 
