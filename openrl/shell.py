@@ -347,17 +347,19 @@ def ppo_preset_for(env: str) -> str:
 
     if env.endswith("-MinAtar"):
         return "minatar"
-    if env.startswith("gridworld") or env in _gridworld_distributions():
+    if is_gridworld(env):
         return "gridworld"
     if env == "ant" or env in getattr(envs, "BRAX_NAMES", ()):
         return "ant"
     return "cartpole"
 
 
-def _gridworld_distributions() -> tuple[str, ...]:
+def is_gridworld(name: str) -> bool:
+    """Whether `name` is a gridworld: a registered environment (`gridworld-all`, ...) or a distribution
+    (`all`, `rand_dense`, ...: `openrl.meta.suites.GRIDWORLDS`)."""
     from openrl.meta import suites
 
-    return tuple(suites.GRIDWORLDS)
+    return name.startswith("gridworld") or name in suites.GRIDWORLDS
 
 
 def ppo_config(preset: str, overrides: Mapping[str, Any], flags: Mapping[str, str]):

@@ -188,6 +188,47 @@ def test_evaluate_tunes_every_environment_with_its_own_values(tmp_path, monkeypa
     assert "budget of Breakout-MinAtar: 3 optimizers x 2 seeds x 10,000,000 steps = 60,000,000" in out
 
 
+def test_evaluate_distribution_builds_the_gridworld_benchmark(tmp_path, monkeypatch):
+    """`--distribution` gives each run its own draw, as Figure 4 and `benchmarks/test_gridworld.py` do: the
+    same tasks and optimizers, so the same fingerprints (the benchmark's stored runs are read back)."""
+    import openrl.eval.evaluation
+    from openrl.eval.evaluation import _fingerprint
+    from openrl.meta import suites
+    from openrl.optim.pretrained import load_pretrained
+
+    seen = {}
+
+    def fake_evaluate(optimizers, tasks, seeds, **kwargs):
+        seen.update(optimizers=optimizers, tasks=tasks)
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(openrl.eval.evaluation, "evaluate", fake_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        main(["evaluate", "--distribution", "all", "--distribution", "labyrinth", "--optimizer",
+              "OPEN (released)=gridworld", "--optimizer", "Adam (tuned)=adam", "--optimizer", "open",
+              "--total-timesteps", "30000000", "--seeds", "2", "--out", str(tmp_path)])
+    benchmark = suites.suite(["all", "labyrinth"], PPOConfig.gridworld(total_timesteps=30_000_000))
+    assert [t.name for t in seen["tasks"]] == ["all", "labyrinth"]
+    released, adam = load_pretrained("gridworld"), presets.adam("gridworld")
+    for ours, theirs in zip(seen["tasks"], benchmark):
+        optimizers = {label: o[ours.name] if isinstance(o, dict) else o for label, o in seen["optimizers"].items()}
+        assert _fingerprint(optimizers["OPEN (released)"], ours, 0) == _fingerprint(released, theirs, 0)
+        assert _fingerprint(optimizers["Adam (tuned)"], ours, 0) == _fingerprint(adam, theirs, 0)
+        assert _fingerprint(optimizers["OPEN"], ours, 0) == _fingerprint(released, theirs, 0)
+
+
+@pytest.mark.parametrize("flags, message", [
+    ([], "--env/--distribution: expected one or more tasks, got none"),
+    (["--distribution", "maze"], "--distribution: unknown gridworld distribution 'maze'; expected one of ['all',"),
+    (["--distribution", "all", "--distribution", "all"],
+     "--env/--distribution: expected each task once, got ['all'] more than once"),
+])
+def test_evaluate_task_errors_name_the_flag(tmp_path, capsys, flags, message):
+    assert main(["evaluate", *flags, "--optimizer", "adam", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith(f"openrl evaluate: error: {message}")
+    assert not (tmp_path / "out").exists()
+
+
 def test_open_means_the_released_optimizer_and_untrained_says_so(tmp_path, capsys):
     from openrl.eval.commands import optimizer_from_spec
     from openrl.eval.evaluation import is_untrained

@@ -19,6 +19,7 @@ from openrl.shell import (
     add_meta_flags,
     add_ppo_flags,
     config_dict,
+    is_gridworld,
     open_loggers,
     positive_int,
     print_budget,
@@ -38,7 +39,8 @@ UNTRAINED = "untrained"
 
 TUNED_FOR = {"Breakout-MinAtar": "breakout", "Asterix-MinAtar": "asterix", "Freeway-MinAtar": "freeway",
              "SpaceInvaders-MinAtar": "space_invaders", "ant": "ant"}
-"""Environment name -> key of the handcrafted presets' tuned values (paper Tables 4-6)."""
+"""Environment name -> key of the handcrafted presets' tuned values (paper Tables 4-6); every gridworld
+(environment or distribution) takes the `gridworld` values."""
 
 OPTIMIZER_HELP = (
     "an optimizer, [LABEL=]SPEC, repeatable; SPEC is a registered name (adam, rmsprop, lion, no_features, open, "
@@ -53,13 +55,21 @@ OPTIMIZER_HELP = (
 
 
 def released_for(env: str) -> str | None:
-    """The name of the optimizer the paper released for `env` (`openrl.optim.pretrained.RELEASED`), if any."""
+    """The name of the optimizer the paper released for `env` (`openrl.optim.pretrained.RELEASED`), if any;
+    a gridworld, environment or distribution, has the one trained on `gridworld-all`."""
     from openrl.optim.pretrained import RELEASED
 
     for name, entry in RELEASED.items():
-        if entry.envs == (env,) or (env.startswith("gridworld") and entry.envs == ("gridworld-all",)):
+        if entry.envs == (env,) or (is_gridworld(env) and entry.envs == ("gridworld-all",)):
             return name
     return None
+
+
+def tuned_for_env(env: str | None) -> str | None:
+    """The key of `env`'s tuned values in the handcrafted presets (`TUNED_FOR`), if the paper tuned any."""
+    if env is None:
+        return None
+    return "gridworld" if is_gridworld(env) else TUNED_FOR.get(env)
 
 
 def _label(name: str, optimizer: AbstractOptimizer) -> str:
@@ -80,7 +90,7 @@ def _preset(name: str, tuned_for: str | None, env: str | None) -> AbstractOptimi
         )
     factory = plugins.load("openrl.optimizers", name)
     if "env" in inspect.signature(factory).parameters:
-        tuned_for = tuned_for or TUNED_FOR.get(env)
+        tuned_for = tuned_for or tuned_for_env(env)
         if tuned_for is None:
             raise UserError(f"--tuned-for: {name!r} needs the environment its values were tuned for"
                             + (f", and {env!r} has none of the paper's" if env else "")
@@ -147,7 +157,11 @@ def optimizer_from_spec(spec: str, tuned_for: str | None = None, envs: list[str]
 def add_commands(commands: Any) -> None:
     """Add the `evaluate`, `ablate` and `deep-sea` sub-commands to `openrl`'s sub-parsers."""
     evaluate = commands.add_parser("evaluate", help="run optimizers on tasks over seeds and write the paper's report")
-    evaluate.add_argument("--env", action="append", required=True, help="environment name, repeatable")
+    evaluate.add_argument("--env", action="append", default=[], help="environment name, repeatable")
+    evaluate.add_argument("--distribution", action="append", default=[],
+                          help="gridworld distribution, repeatable: each run trains on its own draw, as the paper "
+                               "evaluates its gridworld optimizer (Figure 4: all, rand_dense, rand_sparse, rand_long, "
+                               "standard_maze, sixteen_rooms, labyrinth); give --env, --distribution or both")
     evaluate.add_argument("--optimizer", action="append", required=True, help=OPTIMIZER_HELP)
     evaluate.add_argument("--tuned-for", default=None,
                           help="tuned values of handcrafted presets, e.g. breakout (default: each --env's own)")
@@ -208,15 +222,23 @@ def _meta_budget(learner: Any, meta_config: Any, trainings: int, steps: int) -> 
 
 def run_command(run: Invocation) -> None:
     """Run the parsed `evaluate`, `ablate` or `deep-sea` command."""
-    from openrl.meta import make_task
+    from openrl.meta import make_task, suites
 
     args = run.args
     if args.command == "evaluate":
         from openrl.eval.evaluation import evaluate
 
-        configs = {env: resolve_ppo(args, env) for env in args.env}
+        names = args.env + args.distribution
+        if not names:
+            raise UserError("--env/--distribution: expected one or more tasks, got none")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise UserError(f"--env/--distribution: expected each task once, got {repeated} more than once")
+        configs = {name: resolve_ppo(args, name) for name in names}
         with user_input({"name": "--env"}):
             tasks = [make_task(env, configs[env]) for env in args.env]
+        with user_input({"distribution": "--distribution"}):
+            tasks += [suites.gridworld_task(d, configs[d]) for d in args.distribution]
         envs = [t.name for t in tasks]
         optimizers = dict(optimizer_from_spec(spec, args.tuned_for, envs) for spec in args.optimizer)
         if len(optimizers) != len(args.optimizer):
