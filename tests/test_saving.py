@@ -115,3 +115,4 @@ def test_pretrained_command_lists_every_entry(capsys):
         assert f"{name}: {entry.size}" in out and entry.sha256 in out
     assert "Asterix-MinAtar: tuned Adam presets.adam('asterix'), Adam normaliser 15.04" in out
     assert "commit 0e847c55a3d0230b0bb713c16b25e82774d40bf0" in out
+    assert "as the paper does with `openrl evaluate --distribution all`" in out

@@ -163,7 +163,9 @@ def format_released() -> str:
     lines = [
         "The paper's released OPEN optimizers (Apache-2.0; github.com/AlexGoldie/rl-learned-optimization,",
         "commit 0e847c55a3d0230b0bb713c16b25e82774d40bf0), shipped in openrl/pretrained/. Load one with",
-        "orl.load_pretrained(NAME) or `openrl evaluate --optimizer OPEN=NAME`.",
+        "orl.load_pretrained(NAME) or `openrl evaluate --optimizer OPEN=NAME`. gridworld was",
+        "meta-trained on the `all` distribution, a new gridworld per run (`--env gridworld-all` is one draw",
+        "of it): evaluate it as the paper does with `openrl evaluate --distribution all`.",
     ]
     for r in RELEASED.values():
         steps = f"{r.total_timesteps:.0e}".replace("e+0", "e")
