@@ -39,8 +39,8 @@ UNTRAINED = "untrained"
 
 TUNED_FOR = {"Breakout-MinAtar": "breakout", "Asterix-MinAtar": "asterix", "Freeway-MinAtar": "freeway",
              "SpaceInvaders-MinAtar": "space_invaders", "ant": "ant"}
-"""Environment name -> key of the handcrafted presets' tuned values (paper Tables 4-6); every gridworld
-(environment or distribution) takes the `gridworld` values."""
+"""Environment name -> key of the handcrafted presets' tuned values (paper Tables 4-6); `tuned_for_env`
+adds the `gridworld` values for every gridworld, environment or distribution."""
 
 OPTIMIZER_HELP = (
     "an optimizer, [LABEL=]SPEC, repeatable; SPEC is a registered name (adam, rmsprop, lion, no_features, open, "
