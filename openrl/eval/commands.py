@@ -38,9 +38,9 @@ UNTRAINED = "untrained"
 """`--optimizer PRESET:untrained`: the preset's architecture with its initial (all-zero) meta-parameters."""
 
 TUNED_FOR = {"Breakout-MinAtar": "breakout", "Asterix-MinAtar": "asterix", "Freeway-MinAtar": "freeway",
-             "SpaceInvaders-MinAtar": "space_invaders", "ant": "ant"}
-"""Environment name -> key of the handcrafted presets' tuned values (paper Tables 4-6); `tuned_for_env`
-adds the `gridworld` values for every gridworld, environment or distribution."""
+             "SpaceInvaders-MinAtar": "space_invaders", "ant": "ant", "gridworld-all": "gridworld"}
+"""Environment name -> key of the handcrafted presets' tuned values (paper Tables 4-6); looked up by
+`_paper_env`, so every gridworld takes the `gridworld` values."""
 
 OPTIMIZER_HELP = (
     "an optimizer, [LABEL=]SPEC, repeatable; SPEC is a registered name (adam, rmsprop, lion, no_features, open, "
@@ -55,21 +55,19 @@ OPTIMIZER_HELP = (
 
 
 def released_for(env: str) -> str | None:
-    """The name of the optimizer the paper released for `env` (`openrl.optim.pretrained.RELEASED`), if any;
-    a gridworld, environment or distribution, has the one trained on `gridworld-all`."""
+    """The name of the optimizer the paper released for `env` (`openrl.optim.pretrained.RELEASED`), if any."""
     from openrl.optim.pretrained import RELEASED
 
     for name, entry in RELEASED.items():
-        if entry.envs == (env,) or (is_gridworld(env) and entry.envs == ("gridworld-all",)):
+        if entry.envs == (_paper_env(env),):
             return name
     return None
 
 
-def tuned_for_env(env: str | None) -> str | None:
-    """The key of `env`'s tuned values in the handcrafted presets (`TUNED_FOR`), if the paper tuned any."""
-    if env is None:
-        return None
-    return "gridworld" if is_gridworld(env) else TUNED_FOR.get(env)
+def _paper_env(env: str | None) -> str | None:
+    """The paper's environment that `env` stands for in its releases and tuned values: every gridworld
+    (environment or distribution) is `gridworld-all`, where the gridworld optimizer and Adam were tuned."""
+    return "gridworld-all" if env is not None and is_gridworld(env) else env
 
 
 def _label(name: str, optimizer: AbstractOptimizer) -> str:
@@ -90,7 +88,7 @@ def _preset(name: str, tuned_for: str | None, env: str | None) -> AbstractOptimi
         )
     factory = plugins.load("openrl.optimizers", name)
     if "env" in inspect.signature(factory).parameters:
-        tuned_for = tuned_for or tuned_for_env(env)
+        tuned_for = tuned_for or TUNED_FOR.get(_paper_env(env))
         if tuned_for is None:
             raise UserError(f"--tuned-for: {name!r} needs the environment its values were tuned for"
                             + (f", and {env!r} has none of the paper's" if env else "")
